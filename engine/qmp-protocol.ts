@@ -1,0 +1,128 @@
+// The QMP wire protocol as switchover speaks it: the subset of QEMU's QAPI schema the
+// engine implements and the harness uses. This file is the one shared definition of the
+// harness/engine boundary (types only, no code), so both sides of the wire agree.
+// Spellings follow QEMU's qapi/*.json (migration.json, run-state.json, net.json).
+
+/** QEMU's RunState names (qapi/run-state.json), the subset the engine uses. */
+export type RunState =
+  | 'prelaunch' | 'running' | 'paused' | 'inmigrate' | 'postmigrate' | 'finish-migrate'
+  | 'shutdown' | 'internal-error';
+
+/** QEMU's MigrationStatus (qapi/migration.json). */
+export type MigrationStatus =
+  | 'none' | 'setup' | 'active' | 'pre-switchover' | 'device' | 'completed'
+  | 'failed' | 'cancelling' | 'cancelled';
+
+/** QMP error classes (qapi/error.json). */
+export type QmpErrorClass = 'GenericError' | 'CommandNotFound' | 'DeviceNotActive' | 'DeviceNotFound' | 'KVMMissingCap';
+
+export interface QmpTimestamp { seconds: number; microseconds: number }
+
+export interface QmpGreeting {
+  QMP: { version: { qemu: { micro: number; minor: number; major: number }; package: string }; capabilities: string[] };
+}
+
+export interface QmpRequest { execute: string; arguments?: Record<string, unknown>; id?: unknown }
+export interface QmpSuccess<T = unknown> { return: T; id?: unknown }
+export interface QmpFailure { error: { class: QmpErrorClass; desc: string }; id?: unknown }
+export type QmpResponse<T = unknown> = QmpSuccess<T> | QmpFailure;
+
+/** Capabilities accepted by migrate-set-capabilities. `netpass` is the switchover series'. */
+export type MigrationCapabilityName =
+  | 'events' | 'return-path' | 'x-ignore-shared' | 'pause-before-switchover' | 'netpass';
+
+export interface MigrationCapabilityStatus { capability: MigrationCapabilityName; state: boolean }
+
+/** migrate-set-parameters / query-migrate-parameters, QEMU names. */
+export interface MigrationParameters {
+  'downtime-limit'?: number;          // ms, default 300
+  'max-bandwidth'?: number;           // bytes/s, 0 = unlimited
+  'announce-initial'?: number;        // ms, default 50
+  'announce-max'?: number;            // ms, default 550
+  'announce-rounds'?: number;         // default 5
+  'announce-step'?: number;           // ms, default 100
+  local?: boolean;                    // local migration: pass TAP fds over the UNIX channel
+  'netpass-max-packets'?: number;     // netpass cache bound, frames
+  'netpass-max-bytes'?: number;       // netpass cache bound, bytes (default 4 MiB)
+}
+
+export interface MigrationRamStats {
+  total: number; transferred: number; remaining: number; duplicate: number; normal: number;
+  'normal-bytes': number; 'dirty-sync-count': number; 'dirty-pages-rate': number; mbps: number;
+  'pages-per-second': number;
+}
+
+export interface NetpassStats { cached: number; 'cached-bytes': number; forwarded: number; dropped: number }
+
+/** query-migrate's MigrationInfo, with the netpass object of the netpass series. */
+export interface MigrationInfo {
+  status?: MigrationStatus;
+  'total-time'?: number;
+  'setup-time'?: number;
+  downtime?: number;
+  'expected-downtime'?: number;
+  ram?: MigrationRamStats;
+  netpass?: NetpassStats;
+  'error-desc'?: string;
+}
+
+export interface StatusInfo { running: boolean; singlestep?: boolean; status: RunState }
+
+/** Engine-only: counters of the guest's UDP sequence sink (port 9) and echo (port 7). */
+export interface GuestUdpCounters {
+  port: number; received: number; missing: number; duplicates: number; reordered: number;
+  'highest-seq': number;
+}
+
+export interface GuestNetInfo {
+  ip: string; mac: string; 'arp-cache': Array<{ ip: string; mac: string }>;
+  udp: GuestUdpCounters[];
+  /** Frames the destination injected from the netpass stream, and how late (ms). */
+  'netpass-injected'?: { frames: number; 'max-delay-ms': number; 'mean-delay-ms': number };
+}
+
+/** Typed command table: argument and return types per command. */
+export interface QmpCommands {
+  qmp_capabilities: { args: { enable?: string[] }; ret: Record<string, never> };
+  'query-status': { args: undefined; ret: StatusInfo };
+  'query-name': { args: undefined; ret: { name?: string } };
+  stop: { args: undefined; ret: Record<string, never> };
+  cont: { args: undefined; ret: Record<string, never> };
+  quit: { args: undefined; ret: Record<string, never> };
+  migrate: { args: { uri: string; detach?: boolean; resume?: boolean }; ret: Record<string, never> };
+  'migrate-incoming': { args: { uri: string }; ret: Record<string, never> };
+  migrate_cancel: { args: undefined; ret: Record<string, never> };
+  'migrate-continue': { args: { state: MigrationStatus }; ret: Record<string, never> };
+  'query-migrate': { args: undefined; ret: MigrationInfo };
+  'migrate-set-capabilities': { args: { capabilities: MigrationCapabilityStatus[] }; ret: Record<string, never> };
+  'query-migrate-capabilities': { args: undefined; ret: MigrationCapabilityStatus[] };
+  'migrate-set-parameters': { args: MigrationParameters; ret: Record<string, never> };
+  'query-migrate-parameters': { args: undefined; ret: MigrationParameters };
+  'announce-self': { args: { initial: number; max: number; rounds: number; step: number; interfaces?: string[]; id?: string }; ret: Record<string, never> };
+  getfd: { args: { fdname: string }; ret: Record<string, never> };
+  closefd: { args: { fdname: string }; ret: Record<string, never> };
+  netdev_add: { args: Record<string, unknown>; ret: Record<string, never> };
+  netdev_del: { args: { id: string }; ret: Record<string, never> };
+  device_add: { args: Record<string, unknown>; ret: Record<string, never> };
+  device_del: { args: { id: string }; ret: Record<string, never> };
+  /** Engine-only (x- prefix as QEMU does for unstable commands). */
+  'x-query-guest-net': { args: undefined; ret: GuestNetInfo };
+  /** Engine-only: start a sequenced UDP stream from the guest to dst:port. */
+  'x-guest-udp-send': { args: { dst: string; port: number; rate: number; count: number }; ret: Record<string, never> };
+  /** Engine-only: checksums of RAM pages, for migration correctness tests. */
+  'x-query-ram-digest': { args: undefined; ret: { pages: number; 'nonzero-pages': number; digest: string } };
+}
+export type QmpCommandName = keyof QmpCommands;
+
+/** Events, with QEMU's data shapes. */
+export interface QmpEvents {
+  STOP: Record<string, never>;
+  RESUME: Record<string, never>;
+  MIGRATION: { status: MigrationStatus };
+  MIGRATION_PASS: { pass: number };
+  SHUTDOWN: { guest: boolean; reason: string };
+}
+export type QmpEventName = keyof QmpEvents;
+export interface QmpEventMessage<E extends QmpEventName = QmpEventName> {
+  event: E; data: QmpEvents[E]; timestamp: QmpTimestamp;
+}

@@ -1,0 +1,147 @@
+// Shared harness types: what a scenario asks for, what a backend must offer, and what a
+// run produces. The JSON result shape is a contract (see ../shared/DESIGN.md).
+import type { MigrationCapabilityName, MigrationParameters, MigrationStatus } from '../engine/qmp-protocol.js';
+
+export type BackendName = 'engine' | 'qemu';
+export type Layout = 'bridge' | 'routed';
+export type Verdict = 'pass' | 'fail' | 'unsupported' | 'error';
+
+/** A fault step, run at a migration phase. */
+export interface FaultStep {
+  kind: 'kill-destination' | 'cut-channel' | 'cancel' | 'delay-cont' | 'drop-announce' | 'pause-destination-tap';
+  /** When: a MIGRATION status (`setup`, `active`, `device`, `completed`), or `after-completion`. */
+  at?: MigrationStatus | 'after-completion';
+  /** Delay after reaching the phase, ms (and the `cont` delay for delay-cont). */
+  delayMs?: number;
+}
+
+export interface PingTraffic { kind: 'ping'; intervalMs: number }
+export interface UdpTraffic {
+  kind: 'udp'; rate: number; direction: 'to-guest' | 'from-guest' | 'both';
+  /** to-guest datagrams go to the echo port (7) so the client pcap shows each answer. */
+  port?: number;
+}
+export type TrafficSpec = PingTraffic | UdpTraffic;
+
+export interface Expectations {
+  lost?: number;                 // exact number of lost packets allowed (0 = none), all flows
+  minLost?: number;              // at least this many lost (a baseline that must show the bug)
+  maxOutageMs?: number;
+  maxAddedLatencyMs?: number;
+  duplicates?: number;
+  reordered?: number;
+  minAnnounces?: number;
+  migrationStatus?: MigrationStatus; // expected final status, default completed
+}
+
+export interface Scenario {
+  name: string;
+  description: string;                 // one line: what it demonstrates
+  topology: { layout: Layout; queues: number; vhost: boolean };
+  requires?: { capabilities?: MigrationCapabilityName[]; local?: boolean; vhost?: boolean };
+  guest: { memMB: number; dirtyRate: number; startNetworkDelayMs?: number };
+  migration: {
+    capabilities: MigrationCapabilityName[];
+    parameters: MigrationParameters;
+    local: boolean;
+    /** Destination started with -S and resumed by `cont` this long after completion. */
+    contDelayMs?: number;
+    /** Migrate back and forth this many times (ping-pong); default 1. */
+    hops?: number;
+    transport?: 'unix' | 'tcp';
+  };
+  traffic: { flows: TrafficSpec[]; durationMs: number; /** migrate this long after traffic starts */ migrateAfterMs: number };
+  faults: FaultStep[];
+  expect: Expectations;
+  /** Per-backend overrides of expectations where behaviour differs. */
+  expectByBackend?: Partial<Record<BackendName, Expectations>>;
+}
+
+/** What `--json` writes per scenario (DESIGN.md contract, plus evidence). */
+export interface FlowResult {
+  kind: 'ping' | 'udp';
+  flow: string;                  // e.g. "icmp 192.168.100.1>192.168.100.2 id=1234"
+  sent: number; received: number; lost: number; lostSeqs: number[];
+  delayed: number; maxAddedLatencyMs: number; duplicates: number; reordered: number;
+  outageMs: number; maxGapMs: number; inFlight: number; baselineRttMs: number;
+  /** Per-packet marks for reports: seq, send time (ms rel. to migrate), state. */
+  packets?: Array<{ seq: number; t: number; rttMs?: number; state: 'ok' | 'lost' | 'delayed' | 'in-flight' }>;
+}
+
+export interface TimelineEvent { t: number; source: 'src' | 'dst' | 'harness'; what: string }
+export interface AnnounceFrame { t: number; kind: 'rarp' | 'garp'; iface: string; mac: string }
+
+export interface ScenarioResult {
+  scenario: string;
+  backend: BackendName;
+  verdict: Verdict;
+  reason?: string;               // why fail / unsupported / error
+  accelerator?: 'kvm' | 'tcg' | 'engine';
+  startedAt: string;
+  wallMs: number;
+  migration: {
+    status: MigrationStatus | 'none'; downtimeMs: number; totalTimeMs: number; transferredBytes: number;
+    setupTimeMs?: number; hops?: number;
+  };
+  traffic: FlowResult[];
+  netpass: { cached: number; forwarded: number; dropped: number };
+  announces: AnnounceFrame[];
+  macFlapping: boolean;
+  fdbMoves: Array<{ t: number; mac: string; port: string }>;
+  timeline: TimelineEvent[];     // t in ms relative to `migrate` issued
+  expectations: Array<{ name: string; expected: string; actual: string; ok: boolean }>;
+  pcaps?: string[];
+  guestCounters?: Array<{ port: number; received: number; missing: number; duplicates: number }>;
+}
+
+/** What the runner asks a backend to start: one VM on one TAP (or handed TAP fds). */
+export interface VmSpec {
+  name: string;                  // 'src', 'dst', ... (QEMU -name)
+  netns: string;                 // the run's host netns, where the TAPs live
+  runDir: string;                // per-run directory, mode 0700: QMP sockets, logs
+  tap: {
+    ifname: string; queues: number; vhost: boolean;
+    /** Local migration target: open no TAP, take the fds from the migration stream. */
+    incomingFds?: boolean;
+  };
+  mac: string;                   // guest NIC MAC
+  ip: string;                    // guest IP with prefix, e.g. 192.168.100.2/24
+  gw?: string;
+  memMB: number;
+  dirtyRate: number;             // pages/s while running
+  incoming?: string;             // 'defer' or a URI: started as a migration target
+  paused?: boolean;              // -S
+  localMigration?: boolean;      // virtio-net property local-migration (default on)
+}
+
+export interface VmExit { code: number | null; signal: NodeJS.Signals | null }
+
+export interface VmHandle {
+  spec: VmSpec;
+  pid: number;
+  /** Connected, capabilities negotiated. */
+  qmp: import('./qmp-client.js').QmpClient;
+  logPath: string;
+  exited: Promise<VmExit>;
+  /** SIGKILL by default; resolves once the process is gone. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** `quit` over QMP, then SIGKILL after a grace period. */
+  shutdown(): Promise<void>;
+}
+
+export interface BackendFeatures {
+  accelerator: 'kvm' | 'tcg' | 'engine';
+  version: string;
+  capabilities: string[];        // from query-migrate-capabilities
+  parameters: string[];          // from query-migrate-parameters
+  incomingFds: boolean;          // tap incoming-fds=on / local migration
+  vhost: boolean;                // vhost=on usable
+  guestUdpSend: boolean;         // guest→client UDP stream can be started
+}
+
+export interface VmBackend {
+  name: BackendName;
+  /** Ask the binary what it supports (runs it once; cached per process). */
+  probe(): Promise<BackendFeatures>;
+  launch(spec: VmSpec): Promise<VmHandle>;
+}
