@@ -81,11 +81,19 @@ export interface GuestNetInfo {
   'netpass-injected'?: { frames: number; 'max-delay-ms': number; 'mean-delay-ms': number };
 }
 
+/** One entry of query-qmp-schema (qapi/introspect.json SchemaInfo), the fields we read. */
+export interface SchemaInfo {
+  name: string; 'meta-type': string;
+  members?: Array<{ name: string; type?: string }>;
+}
+
 /** Typed command table: argument and return types per command. */
 export interface QmpCommands {
   qmp_capabilities: { args: { enable?: string[] }; ret: Record<string, never> };
   'query-status': { args: undefined; ret: StatusInfo };
   'query-name': { args: undefined; ret: { name?: string } };
+  /** QEMU's introspection (qapi/introspect.json); the qemu backend reads tap options from it. */
+  'query-qmp-schema': { args: undefined; ret: SchemaInfo[] };
   stop: { args: undefined; ret: Record<string, never> };
   cont: { args: undefined; ret: Record<string, never> };
   quit: { args: undefined; ret: Record<string, never> };

@@ -6,11 +6,14 @@ export type BackendName = 'engine' | 'qemu';
 export type Layout = 'bridge' | 'routed';
 export type Verdict = 'pass' | 'fail' | 'unsupported' | 'error';
 
-/** A fault step, run at a migration phase. */
+/** When a fault fires: a MIGRATION status seen on the source, or `after-completion` (before `cont`). */
+export type FaultPhase = 'setup' | 'active' | 'pre-switchover' | 'device' | 'completed' | 'after-completion';
+
+/** A fault step, run at a migration phase. Which fields each kind takes: harness/scenario.ts `fault`. */
 export interface FaultStep {
   kind: 'kill-destination' | 'cut-channel' | 'cancel' | 'delay-cont' | 'drop-announce' | 'pause-destination-tap';
   /** When: a MIGRATION status (`setup`, `active`, `device`, `completed`), or `after-completion`. */
-  at?: MigrationStatus | 'after-completion';
+  at?: FaultPhase;
   /** Delay after reaching the phase, ms (and the `cont` delay for delay-cont). */
   delayMs?: number;
 }
@@ -31,6 +34,8 @@ export interface Expectations {
   duplicates?: number;
   reordered?: number;
   minAnnounces?: number;
+  /** At least this many precopy passes (MIGRATION_PASS events / dirty-sync-count). */
+  minPasses?: number;
   migrationStatus?: MigrationStatus; // expected final status, default completed
 }
 
@@ -82,6 +87,8 @@ export interface ScenarioResult {
   migration: {
     status: MigrationStatus | 'none'; downtimeMs: number; totalTimeMs: number; transferredBytes: number;
     setupTimeMs?: number; hops?: number;
+    /** Precopy passes (MIGRATION_PASS events, or ram dirty-sync-count), for expect.minPasses. */
+    passes?: number;
   };
   traffic: FlowResult[];
   netpass: { cached: number; forwarded: number; dropped: number };

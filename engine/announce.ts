@@ -1,0 +1,152 @@
+// QEMU's self-announce after migration: RARP frames from the NIC's MAC so switches and
+// bridges learn the VM's new port, on a growing schedule (net/announce.c:
+// announce_self_create, qemu_announce_self, qemu_announce_timer_step), and the guest's
+// gratuitous ARP (what a virtio-net guest sends when VIRTIO_NET_S_ANNOUNCE is raised).
+
+/** QEMU's AnnounceParameters; defaults are the migration parameters' (migration/options.c). */
+export interface AnnounceParams { initial: number; max: number; rounds: number; step: number }
+export const ANNOUNCE_DEFAULTS: Readonly<AnnounceParams> = { initial: 50, max: 550, rounds: 5, step: 100 };
+
+const ETH_P_ARP = 0x0806;
+const ETH_P_RARP = 0x8035;
+const ARP_HTYPE_ETH = 1;
+const ARP_PTYPE_IP = 0x0800;
+const ARP_OP_REQUEST = 1;
+const ARP_OP_REQUEST_REV = 3;
+/** Ethernet minimum frame length without FCS. */
+const MIN_FRAME = 60;
+
+export function parseMac(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-f]{2}$/i.test(p))) {
+    throw new Error(`invalid MAC address '${mac}': expected six hex pairs like 52:54:00:12:34:56`);
+  }
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+export function formatMac(mac: Uint8Array): string {
+  return [...mac.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+function parseIpv4(ip: string): Buffer {
+  const parts = ip.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
+    throw new Error(`invalid IPv4 address '${ip}'`);
+  }
+  return Buffer.from(parts.map(Number));
+}
+
+const macBytes = (mac: string | Uint8Array): Uint8Array => (typeof mac === 'string' ? parseMac(mac) : mac);
+
+/** The RARP frame of QEMU's announce_self_create, byte for byte (60 bytes). */
+export function rarpFrame(mac: string | Uint8Array): Buffer {
+  const m = macBytes(mac);
+  const b = Buffer.alloc(MIN_FRAME);
+  b.fill(0xff, 0, 6);
+  b.set(m, 6);
+  b.writeUInt16BE(ETH_P_RARP, 12);
+  b.writeUInt16BE(ARP_HTYPE_ETH, 14);
+  b.writeUInt16BE(ARP_PTYPE_IP, 16);
+  b[18] = 6;
+  b[19] = 4;
+  b.writeUInt16BE(ARP_OP_REQUEST_REV, 20);
+  b.set(m, 22); // sender hw; sender IP 28..31 stays 0
+  b.set(m, 32); // target hw; target IP 38..41 and padding stay 0
+  return b;
+}
+
+/**
+ * A gratuitous ARP request: broadcast, sender IP = target IP = `ip`, target MAC zero, as
+ * Linux sends it (net/ipv4/arp.c arp_send with a NULL target hw address), padded to 60.
+ */
+export function gratuitousArpFrame(mac: string | Uint8Array, ip: string): Buffer {
+  const m = macBytes(mac);
+  const addr = parseIpv4(ip);
+  const b = Buffer.alloc(MIN_FRAME);
+  b.fill(0xff, 0, 6);
+  b.set(m, 6);
+  b.writeUInt16BE(ETH_P_ARP, 12);
+  b.writeUInt16BE(ARP_HTYPE_ETH, 14);
+  b.writeUInt16BE(ARP_PTYPE_IP, 16);
+  b[18] = 6;
+  b[19] = 4;
+  b.writeUInt16BE(ARP_OP_REQUEST, 20);
+  b.set(m, 22);
+  b.set(addr, 28);
+  b.set(addr, 38);
+  return b;
+}
+
+/**
+ * Delay in ms before each round. As qemu_announce_self does, the first round goes out at
+ * once; after it, round r (0-based, r >= 1) waits initial + (r - 1) * step, capped at max
+ * (qemu_announce_timer_step). Defaults give [0, 50, 150, 250, 350].
+ */
+export function announceDelays(p: AnnounceParams): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < p.rounds; r++) {
+    if (r === 0) { out.push(0); continue; }
+    let d = p.initial + (r - 1) * p.step;
+    if (d < 0 || d > p.max) d = p.max;
+    out.push(d);
+  }
+  return out;
+}
+
+/** Checks announce parameters with QEMU's ranges and messages (migration/options.c migrate_params_check). */
+export function checkAnnounceParams(p: AnnounceParams): void {
+  const check = (name: string, v: number, lo: number, hi: number, shown = lo): void => {
+    if (!(Number.isInteger(v) && v >= lo && v <= hi)) {
+      throw new Error(`Parameter 'announce_${name}' expects a value between ${shown} and ${hi}`);
+    }
+  };
+  check('initial', p.initial, 0, 100_000);
+  check('max', p.max, 0, 100_000);
+  check('rounds', p.rounds, 0, 1000);
+  check('step', p.step, 1, 10_000, 0); // QEMU refuses 0 but its message says 0
+}
+
+/**
+ * Runs the announce rounds: calls `round(n)` (n = 1..rounds) on QEMU's schedule; the
+ * caller sends its frames there (rarpFrame per NIC, then the guest's gratuitous ARP).
+ * start() runs round 1 synchronously. cancel() stops the rest (a new announce-self, or
+ * the VM stopping); `finished` resolves after the last round or on cancel.
+ */
+export class Announcer {
+  readonly finished: Promise<void>;
+  private readonly delays: number[];
+  private timer: NodeJS.Timeout | undefined;
+  private next = 0;
+  private resolve!: () => void;
+  private started = false;
+  /** Rounds emitted so far. */
+  sent = 0;
+
+  constructor(params: AnnounceParams, private readonly round: (n: number) => void) {
+    this.delays = announceDelays(params);
+    this.finished = new Promise((r) => { this.resolve = r; });
+  }
+
+  start(): void {
+    if (this.started) throw new Error('announce already started');
+    this.started = true;
+    this.fire();
+  }
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.next = this.delays.length;
+    this.resolve();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    if (this.next >= this.delays.length) { this.resolve(); return; }
+    this.next++;
+    this.sent++;
+    this.round(this.sent);
+    if (this.next >= this.delays.length) { this.resolve(); return; }
+    this.timer = setTimeout(() => this.fire(), this.delays[this.next]);
+  }
+}

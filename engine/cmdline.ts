@@ -1,0 +1,265 @@
+// The engine VM's command line, shaped like qemu-system-x86_64's (softmmu/vl.c, QemuOpts
+// `key=value,...` groups). Parsing only: nothing is opened here. Errors carry QEMU's wording
+// (`-netdev tap,...: Parameter 'queues' expects a number`) so a harness reads them the same.
+import { parseRamSize } from './ram.js';
+
+export interface TapNetdevConfig {
+  id: string;
+  /** TAP to attach to by name (TUNSETIFF); absent when fds are given. */
+  ifname?: string;
+  queues: number;
+  vhost: boolean;
+  /** Already-attached TAP fds inherited from the parent (`fd=N` or `fds=N:M`). */
+  fds: number[];
+}
+
+export interface NicConfig {
+  /** Device id (`id=`), defaulting to the netdev's id as QEMU's qdev path would differ. */
+  id: string;
+  netdev: string;
+  /** Colon-separated MAC. */
+  mac: string;
+  /** The device property of the local-migration series: hand the TAP fd over on local migration. */
+  localMigration: boolean;
+}
+
+export interface GuestConfig {
+  /** Dotted IPv4; absent means the guest has no network configured and answers nothing. */
+  ip?: string;
+  prefix: number;
+  gw?: string;
+  /** Pages the vCPU dirties per second while running. */
+  dirtyRate: number;
+  /** Fraction of RAM pages given pseudo-random content at boot (`fill=0.5`), for migration tests and benchmarks. */
+  fill: number;
+}
+
+export interface VmConfig {
+  name?: string;
+  memBytes: number;
+  /** -S: do not start the vCPU until `cont`. */
+  startPaused: boolean;
+  netdevs: TapNetdevConfig[];
+  nics: NicConfig[];
+  guest: GuestConfig;
+  /** UNIX socket paths of the QMP monitors. */
+  qmp: string[];
+  /** -incoming URI (`defer`, `unix:PATH`, `tcp:HOST:PORT`). */
+  incoming?: string;
+}
+
+export class CmdlineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CmdlineError';
+  }
+}
+
+const DEFAULT_MAC = '52:54:00:12:34:56';
+
+/** Splits a QemuOpts string; `,,` is a literal comma. The first item may be a bare value (the implied key). */
+function splitOpts(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === ',' && text[i + 1] === ',') { cur += ','; i++; }
+    else if (c === ',') { out.push(cur); cur = ''; }
+    else cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+class Opts {
+  private readonly map = new Map<string, string>();
+  readonly implied: string | undefined;
+  constructor(readonly option: string, readonly text: string, impliedKey: boolean) {
+    const items = splitOpts(text);
+    let first = true;
+    for (const item of items) {
+      const eq = item.indexOf('=');
+      if (eq < 0 && first && impliedKey) { (this as { implied: string | undefined }).implied = item; first = false; continue; }
+      first = false;
+      // QEMU's bare `server` / `nowait` style flags mean on / off.
+      if (eq < 0) {
+        if (item.startsWith('no')) this.map.set(item.slice(2), 'off');
+        else this.map.set(item, 'on');
+        continue;
+      }
+      this.map.set(item.slice(0, eq), item.slice(eq + 1));
+    }
+  }
+  private err(msg: string): CmdlineError { return new CmdlineError(`${this.option} ${this.text}: ${msg}`); }
+  str(key: string): string | undefined {
+    const v = this.map.get(key);
+    this.map.delete(key);
+    return v;
+  }
+  required(key: string): string {
+    const v = this.str(key);
+    if (v === undefined || v === '') throw this.err(`Parameter '${key}' is missing`);
+    return v;
+  }
+  num(key: string, min: number): number | undefined {
+    const v = this.str(key);
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw this.err(`Parameter '${key}' expects a number`);
+    const n = Number(v);
+    if (n < min) throw this.err(`Parameter '${key}' must be at least ${min}`);
+    return n;
+  }
+  bool(key: string): boolean | undefined {
+    const v = this.str(key);
+    if (v === undefined) return undefined;
+    if (v === 'on' || v === 'yes' || v === 'true') return true;
+    if (v === 'off' || v === 'no' || v === 'false') return false;
+    throw this.err(`Parameter '${key}' expects 'on' or 'off'`);
+  }
+  /** Rejects keys no one consumed, as QemuOpts does. */
+  done(): void {
+    for (const k of this.map.keys()) throw this.err(`Invalid parameter '${k}'`);
+  }
+  error(msg: string): CmdlineError { return this.err(msg); }
+}
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+function isIpv4(s: string): boolean {
+  const m = IPV4.exec(s);
+  return !!m && m.slice(1).every((x) => Number(x) <= 255);
+}
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+function parseNetdev(text: string): TapNetdevConfig {
+  const o = new Opts('-netdev', text, true);
+  if (o.implied !== 'tap') throw o.error(`Parameter 'type' expects a netdev backend type ('tap' is the one this engine has)`);
+  const id = o.required('id');
+  const ifname = o.str('ifname');
+  for (const k of ['script', 'downscript']) {
+    const v = o.str(k);
+    if (v !== undefined && v !== 'no' && v !== '') throw o.error(`Parameter '${k}' must be 'no': this engine runs no network scripts`);
+  }
+  const queuesOpt = o.num('queues', 1);
+  const vhost = o.bool('vhost') ?? false;
+  const fdText = o.str('fd');
+  const fdsText = o.str('fds');
+  o.done();
+  const fds: number[] = [];
+  for (const part of [fdText, fdsText].filter((x): x is string => x !== undefined).flatMap((s) => s.split(':'))) {
+    if (!/^\d+$/.test(part)) throw o.error(`Parameter 'fd' expects a file descriptor number`);
+    fds.push(Number(part));
+  }
+  if (fds.length && ifname) throw o.error(`ifname= and fd=/fds= are mutually exclusive`);
+  if (!fds.length && !ifname) throw o.error(`Parameter 'ifname' is missing (or pass fd=)`);
+  if (fds.length && queuesOpt !== undefined && queuesOpt !== fds.length) {
+    throw o.error(`queues=${queuesOpt} does not match the ${fds.length} fd(s) given`);
+  }
+  return { id, ...(ifname ? { ifname } : {}), queues: fds.length || queuesOpt || 1, vhost, fds };
+}
+
+function parseDevice(text: string): NicConfig {
+  const o = new Opts('-device', text, true);
+  if (o.implied !== 'virtio-net-pci') throw o.error(`'${o.implied ?? ''}' is not a valid device model name (this engine has virtio-net-pci)`);
+  const netdev = o.required('netdev');
+  const mac = o.str('mac') ?? DEFAULT_MAC;
+  if (!MAC.test(mac)) throw o.error(`Property 'virtio-net-pci.mac' doesn't take value '${mac}'`);
+  const id = o.str('id') ?? netdev;
+  const localMigration = o.bool('local-migration') ?? false;
+  o.done();
+  return { id, netdev, mac: mac.toLowerCase(), localMigration };
+}
+
+function parseGuest(text: string): GuestConfig {
+  const o = new Opts('-guest', text, false);
+  const ipText = o.str('ip');
+  const gw = o.str('gw');
+  const dirtyRate = o.num('dirty-rate', 0) ?? 0;
+  const fillText = o.str('fill');
+  o.done();
+  const fill = fillText === undefined ? 0 : Number(fillText);
+  if (fillText !== undefined && !(/^[\d.]+$/.test(fillText) && fill >= 0 && fill <= 1)) throw o.error(`Parameter 'fill' expects a fraction between 0 and 1`);
+  const guest: GuestConfig = { prefix: 24, dirtyRate, fill };
+  if (ipText !== undefined) {
+    const [ip, prefixText] = ipText.split('/');
+    if (!ip || !isIpv4(ip)) throw o.error(`Parameter 'ip' expects an IPv4 address A.B.C.D/N`);
+    const prefix = prefixText === undefined ? 24 : Number(prefixText);
+    if (!/^\d+$/.test(prefixText ?? '24') || prefix < 1 || prefix > 32) throw o.error(`Parameter 'ip' has an invalid prefix length '/${prefixText}'`);
+    guest.ip = ip;
+    guest.prefix = prefix;
+  }
+  if (gw !== undefined) {
+    if (!isIpv4(gw)) throw o.error(`Parameter 'gw' expects an IPv4 address`);
+    guest.gw = gw;
+  }
+  return guest;
+}
+
+function parseQmp(text: string): string {
+  const o = new Opts('-qmp', text, true);
+  const target = o.implied ?? '';
+  if (!target.startsWith('unix:') || target.length <= 5) throw o.error(`only unix:PATH monitors are supported`);
+  const server = o.bool('server') ?? false;
+  const wait = o.bool('wait') ?? true;
+  o.done();
+  if (!server) throw o.error(`'server=on' is required: the engine listens, it does not connect`);
+  if (wait) throw o.error(`'wait=off' is required: the engine does not block waiting for a client`);
+  return target.slice(5);
+}
+
+function checkIncoming(uri: string): string {
+  if (uri === 'defer' || /^unix:.+/.test(uri) || /^tcp:[^:]*:\d+$/.test(uri)) return uri;
+  throw new CmdlineError(`-incoming ${uri}: unknown migration protocol (use defer, unix:PATH or tcp:HOST:PORT)`);
+}
+
+/** Parses the VM's arguments (without the `vm` subcommand). Throws CmdlineError. */
+export function parseCmdline(argv: string[]): VmConfig {
+  const cfg: VmConfig = {
+    memBytes: 128 * 2 ** 20, startPaused: false, netdevs: [], nics: [], guest: { prefix: 24, dirtyRate: 0, fill: 0 }, qmp: [],
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const opt = argv[i]!;
+    const flag = opt.replace(/^--/, '-');
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new CmdlineError(`${opt}: requires an argument`);
+      return v;
+    };
+    switch (flag) {
+      case '-S': cfg.startPaused = true; break;
+      case '-name': {
+        const o = new Opts('-name', value(), true);
+        const name = o.str('guest') ?? o.implied;
+        o.done();
+        if (name !== undefined) cfg.name = name;
+        break;
+      }
+      case '-m': {
+        const text = value();
+        const o = new Opts('-m', text, true);
+        const size = o.str('size') ?? o.implied;
+        o.done();
+        try { cfg.memBytes = parseRamSize(size ?? ''); } catch (e) { throw new CmdlineError(`-m ${text}: ${(e as Error).message}`); }
+        break;
+      }
+      case '-netdev': cfg.netdevs.push(parseNetdev(value())); break;
+      case '-device': cfg.nics.push(parseDevice(value())); break;
+      case '-guest': cfg.guest = parseGuest(value()); break;
+      case '-qmp': cfg.qmp.push(parseQmp(value())); break;
+      case '-incoming': cfg.incoming = checkIncoming(value()); break;
+      default: throw new CmdlineError(`${opt}: invalid option`);
+    }
+  }
+  const ids = new Set<string>();
+  for (const n of cfg.netdevs) {
+    if (ids.has(n.id)) throw new CmdlineError(`-netdev tap,id=${n.id}: Duplicate ID '${n.id}' for netdev`);
+    ids.add(n.id);
+  }
+  const used = new Set<string>();
+  for (const d of cfg.nics) {
+    if (!ids.has(d.netdev)) throw new CmdlineError(`-device virtio-net-pci,netdev=${d.netdev}: Property 'virtio-net-pci.netdev' can't find value '${d.netdev}'`);
+    if (used.has(d.netdev)) throw new CmdlineError(`-device virtio-net-pci,netdev=${d.netdev}: Property 'virtio-net-pci.netdev' can't take value '${d.netdev}', it's in use`);
+    used.add(d.netdev);
+  }
+  if (cfg.nics.length > 1) throw new CmdlineError(`-device virtio-net-pci: the engine guest has one NIC; ${cfg.nics.length} were given`);
+  return cfg;
+}

@@ -1,0 +1,39 @@
+// The few libc calls Node does not expose, through koffi: opening /dev/net/tun and the
+// TUNSETIFF ioctl that attaches the fd to a TAP interface. Everything else (read, write,
+// close) goes through Node's own fs/libuv on the returned fd.
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+const cOpen = libc.func('int open(const char *path, int flags, ...)');
+const cIoctl = libc.func('int ioctl(int fd, unsigned long request, ...)');
+const cErrno = libc.func('int *__errno_location(void)');
+const cStrerror = libc.func('const char *strerror(int errnum)');
+
+export const O_RDWR = 0o2;
+export const O_CLOEXEC = 0o2000000;
+
+/** The errno of the last failed libc call on this thread. */
+function errno(): number {
+  return koffi.decode(cErrno(), 'int') as number;
+}
+
+/** An Error carrying the errno name and message of the failed call, like Node's fs errors. */
+export class LibcError extends Error {
+  constructor(readonly call: string, readonly errno: number, what: string) {
+    super(`${call} failed for ${what}: ${cStrerror(errno) as string} (errno ${errno})`);
+    this.name = 'LibcError';
+  }
+}
+
+/** open(2); throws LibcError with errno on failure. */
+export function open(path: string, flags: number): number {
+  const fd = cOpen(path, flags, 'int', 0) as number;
+  if (fd < 0) throw new LibcError('open', errno(), path);
+  return fd;
+}
+
+/** ioctl(2) with a pointer argument (the buffer is read and written by the kernel). */
+export function ioctlPtr(fd: number, request: number, arg: Buffer, what: string): void {
+  const rc = cIoctl(fd, request, 'uint8_t *', arg) as number;
+  if (rc < 0) throw new LibcError('ioctl', errno(), what);
+}

@@ -1,0 +1,87 @@
+// The guest NIC (virtio-net-pci) on its TAP netdev: frames from any TAP queue go to the
+// guest, frames from the guest go out on the queue the last frame came in on (one queue per
+// flow, like virtio-net's multiqueue steering from the host side).
+//
+// Hooks for migration:
+// - stopRx()/startRx(): a paused VM does not read its TAP, so frames queue in the kernel.
+// - rxHook: while set, received frames go to the hook instead of the guest. Netpass sets it on
+//   the source after stop (and calls startRx()) to cache what arrives during switchover.
+// - queues are TapQueue objects that can be built from an existing fd, so a destination can
+//   take over TAP fds received over SCM_RIGHTS (local migration).
+import type { NicConfig, TapNetdevConfig } from './cmdline.js';
+import type { GuestNet } from './guest-net.js';
+import { TapQueue, type FrameHandler } from './tap.js';
+
+export class TapNetdev {
+  private constructor(readonly config: TapNetdevConfig, readonly queues: TapQueue[]) {}
+
+  /** Opens the TAP by name (queues>1: IFF_MULTI_QUEUE, one fd per queue) or wraps the given fds. */
+  static open(config: TapNetdevConfig): TapNetdev {
+    const queues: TapQueue[] = [];
+    try {
+      if (config.fds.length) for (const fd of config.fds) queues.push(new TapQueue(fd));
+      else for (let i = 0; i < config.queues; i++) queues.push(TapQueue.open(config.ifname!, config.queues > 1));
+    } catch (e) {
+      for (const q of queues) q.close();
+      throw new Error(`-netdev tap,id=${config.id}: could not configure /dev/net/tun (${config.ifname ?? `fds ${config.fds.join(':')}`}): ${(e as Error).message}`, { cause: e });
+    }
+    return new TapNetdev(config, queues);
+  }
+
+  close(): void {
+    for (const q of this.queues) q.close();
+  }
+}
+
+export class Nic {
+  readonly mac: string;
+  private guest: GuestNet | null = null;
+  private txQueue: TapQueue;
+  private rx = false;
+  /** While set, received frames go here instead of the guest (netpass on a stopped source). */
+  rxHook: FrameHandler | null = null;
+  /** Frames delivered to the guest or the hook, for tests and stats. */
+  rxFrames = 0;
+  txFrames = 0;
+
+  constructor(readonly config: NicConfig, readonly netdev: TapNetdev) {
+    this.mac = config.mac;
+    this.txQueue = netdev.queues[0]!;
+    for (const q of netdev.queues) {
+      q.start((buf, len) => {
+        this.txQueue = q;
+        this.rxFrames++;
+        if (this.rxHook) this.rxHook(buf, len);
+        else if (this.guest) this.guest.receive(buf, len);
+      });
+      q.pause();
+    }
+  }
+
+  attachGuest(guest: GuestNet): void { this.guest = guest; }
+
+  /** Starts reading the TAP queues (the VM runs, or netpass caches). */
+  startRx(): void {
+    this.rx = true;
+    for (const q of this.netdev.queues) q.resume();
+  }
+
+  /** Stops reading: frames wait in the kernel's TAP queue. */
+  stopRx(): void {
+    this.rx = false;
+    for (const q of this.netdev.queues) q.pause();
+  }
+
+  get receiving(): boolean { return this.rx; }
+
+  /** Sends one frame to the host side. */
+  readonly transmit = (buf: Buffer, len: number): void => {
+    this.txFrames++;
+    this.txQueue.write(buf, len);
+  };
+
+  /** Frames the kernel refused on write (all queues). */
+  get txDropped(): number {
+    return this.netdev.queues.reduce((n, q) => n + q.txDropped, 0);
+  }
+}

@@ -1,0 +1,50 @@
+// The QMP command table: argument checking with QEMU's error wording (qapi/qobject-input-visitor.c:
+// "Parameter 'x' is missing", "Invalid parameter type for 'x', expected: string",
+// "Parameter 'x' is unexpected") and dispatch to handlers.
+import { QmpError, type QmpDispatch } from './qmp-server.js';
+
+export type ArgType = 'str' | 'int' | 'number' | 'bool' | 'array' | 'object';
+export interface ArgSpec { type: ArgType; optional?: boolean }
+
+export interface CommandDef {
+  /** Accepted arguments; `'*'` accepts any (commands with open-ended arguments like netdev_add). */
+  args: Record<string, ArgSpec> | '*';
+  run(args: Record<string, unknown>): unknown | Promise<unknown>;
+}
+
+const TYPE_NAME: Record<ArgType, string> = { str: 'string', int: 'integer', number: 'number', bool: 'boolean', array: 'array', object: 'object' };
+
+function typeOk(t: ArgType, v: unknown): boolean {
+  switch (t) {
+    case 'str': return typeof v === 'string';
+    case 'int': return typeof v === 'number' && Number.isInteger(v);
+    case 'number': return typeof v === 'number' && Number.isFinite(v);
+    case 'bool': return typeof v === 'boolean';
+    case 'array': return Array.isArray(v);
+    case 'object': return typeof v === 'object' && v !== null && !Array.isArray(v);
+  }
+}
+
+export function checkArgs(spec: CommandDef['args'], args: Record<string, unknown>): void {
+  if (spec === '*') return;
+  for (const k of Object.keys(args)) {
+    if (!(k in spec)) throw new QmpError('GenericError', `Parameter '${k}' is unexpected`);
+  }
+  for (const [k, s] of Object.entries(spec)) {
+    if (!(k in args)) {
+      if (!s.optional) throw new QmpError('GenericError', `Parameter '${k}' is missing`);
+      continue;
+    }
+    if (!typeOk(s.type, args[k])) throw new QmpError('GenericError', `Invalid parameter type for '${k}', expected: ${TYPE_NAME[s.type]}`);
+  }
+}
+
+/** A dispatcher over a command table; unknown commands get CommandNotFound as in QEMU. */
+export function dispatcher(table: Map<string, CommandDef>): QmpDispatch {
+  return (command, args) => {
+    const def = table.get(command);
+    if (!def) throw new QmpError('CommandNotFound', `The command ${command} has not been found`);
+    checkArgs(def.args, args);
+    return def.run(args);
+  };
+}

@@ -1,0 +1,141 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, fstatSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  closeFd, dupFd, recvFd, sendFd, sendFds, sendFdsOnOneByte, socketFd, startReading, stopReading,
+} from '../fd-passing.js';
+
+interface Pair { a: net.Socket; b: net.Socket; close(): void }
+
+/** A connected UNIX socket pair made with Node net (server side b, client side a). */
+async function socketPair(dir: string): Promise<Pair> {
+  const path = join(dir, `s${Math.random().toString(36).slice(2, 8)}.sock`);
+  const server = net.createServer();
+  const accepted = new Promise<net.Socket>((res) => server.once('connection', res));
+  await new Promise<void>((res) => server.listen(path, res));
+  const a = net.connect(path);
+  await new Promise<void>((res, rej) => { a.once('connect', res); a.once('error', rej); });
+  const b = await accepted;
+  server.close();
+  return { a, b, close: () => { a.destroy(); b.destroy(); } };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'fdpass-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('the received fd is the same open file: writes share one file offset', async () => {
+  const p = await socketPair(dir);
+  try {
+    stopReading(p.b);
+    const file = join(dir, 'shared.txt');
+    const fd = openSync(file, 'w+');
+    await sendFd(socketFd(p.a), fd, 0x2a);
+    const got = await recvFd(socketFd(p.b));
+    assert.is(got.byte, 0x2a);
+    assert.ok(got.fd !== null && got.fd !== fd);
+    assert.is(got.extraClosed, 0);
+    assert.not.ok(got.truncated);
+    // Same open file description: the second write continues at the first one's offset.
+    writeSync(got.fd!, 'abc');
+    writeSync(fd, 'def');
+    assert.is(readFileSync(file, 'utf8'), 'abcdef');
+    closeFd(got.fd!);
+    closeSync(fd);
+  } finally { p.close(); }
+});
+
+test('several fds in order, one byte each, interleaved with normal stream data', async () => {
+  const p = await socketPair(dir);
+  try {
+    const files = [0, 1, 2].map((i) => openSync(join(dir, `q${i}`), 'w+'));
+    // Stream data first, read by Node; then the reader stops, then the fds.
+    const first = new Promise<Buffer>((res) => p.b.once('data', res));
+    p.a.write('hello');
+    assert.is((await first).toString(), 'hello');
+    stopReading(p.b);
+    await sendFds(socketFd(p.a), files);
+    const inodes = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await recvFd(socketFd(p.b));
+      assert.ok(r.fd !== null);
+      inodes.push(fstatSync(r.fd!).ino);
+      closeFd(r.fd!);
+    }
+    assert.equal(inodes, files.map((f) => fstatSync(f).ino));
+    // The Node reader picks up the stream again after the fds.
+    startReading(p.b);
+    const after = new Promise<Buffer>((res) => p.b.once('data', res));
+    p.a.write('world');
+    assert.is((await after).toString(), 'world');
+    files.forEach((f) => closeSync(f));
+  } finally { p.close(); }
+});
+
+test('extra fds on one byte are closed and reported; a byte without fd says so', async () => {
+  const p = await socketPair(dir);
+  try {
+    stopReading(p.b);
+    const f1 = openSync(join(dir, 'x1'), 'w+'), f2 = openSync(join(dir, 'x2'), 'w+');
+    await sendFdsOnOneByte(socketFd(p.a), [f1, f2, f1]);
+    const r = await recvFd(socketFd(p.b));
+    assert.ok(r.fd !== null);
+    assert.is(r.extraClosed, 2);
+    assert.is(fstatSync(r.fd!).ino, fstatSync(f1).ino);
+    closeFd(r.fd!);
+    p.a.write(Buffer.from([7]));
+    const none = await recvFd(socketFd(p.b));
+    assert.equal(none, { byte: 7, fd: null, extraClosed: 0, truncated: false });
+    closeSync(f1); closeSync(f2);
+  } finally { p.close(); }
+});
+
+test('recvFd waits (bounded) for a late byte, then times out with a message', async () => {
+  const p = await socketPair(dir);
+  try {
+    stopReading(p.b);
+    const fd = openSync(join(dir, 'late'), 'w+');
+    setTimeout(() => { void sendFd(socketFd(p.a), fd); }, 50);
+    const r = await recvFd(socketFd(p.b), { timeoutMs: 3000 });
+    assert.ok(r.fd !== null);
+    closeFd(r.fd!);
+    closeSync(fd);
+    try {
+      await recvFd(socketFd(p.b), { timeoutMs: 60 });
+      assert.unreachable('should time out');
+    } catch (e) {
+      assert.match((e as Error).message, /not ready within 60 ms \(EAGAIN\)/);
+    }
+  } finally { p.close(); }
+});
+
+test('a peer that closes is an error, not a wait', async () => {
+  const p = await socketPair(dir);
+  stopReading(p.b);
+  const closed = new Promise((res) => p.a.once('close', res));
+  p.a.end();
+  p.a.destroy();
+  await closed;
+  await new Promise((r) => setTimeout(r, 20));
+  try {
+    await recvFd(socketFd(p.b), { timeoutMs: 2000 });
+    assert.unreachable('should fail');
+  } catch (e) {
+    assert.match((e as Error).message, /peer closed socket fd \d+ while an fd was expected/);
+  } finally { p.close(); }
+});
+
+test('dupFd gives a new fd for the same file; closeFd closes it', () => {
+  const fd = openSync(join(dir, 'd'), 'w+');
+  const d = dupFd(fd);
+  assert.is.not(d, fd);
+  assert.is(fstatSync(d).ino, fstatSync(fd).ino);
+  closeFd(d);
+  assert.throws(() => fstatSync(d), /EBADF/);
+  assert.throws(() => dupFd(d), /dup of fd \d+ failed: Bad file descriptor \(errno 9\)/);
+  closeSync(fd);
+});
+
+test.run();

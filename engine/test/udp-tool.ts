@@ -1,0 +1,53 @@
+// Client-side UDP traffic for engine tests, run inside the client netns:
+//   node udp-tool.js send HOST PORT RATE COUNT   sequenced datagrams (8-byte BE seq) to HOST:PORT
+//   node udp-tool.js echo HOST PORT RATE COUNT   same, and count the echoes that come back
+//   node udp-tool.js recv PORT MS                count sequenced datagrams arriving for MS ms
+// Prints one JSON line with the counts. Every loop is bounded by COUNT and a deadline.
+import dgram from 'node:dgram';
+
+const [mode, a, b, c, d] = process.argv.slice(2);
+
+function seqOf(msg: Buffer): number {
+  return msg.readUInt32BE(0) * 0x100000000 + msg.readUInt32BE(4);
+}
+
+async function sendStream(host: string, port: number, rate: number, count: number, sock: dgram.Socket): Promise<number> {
+  const start = performance.now();
+  let sent = 0;
+  const payload = Buffer.alloc(16);
+  while (sent < count) {
+    const due = Math.min(count, Math.floor(((performance.now() - start) / 1000) * rate) + 1);
+    while (sent < due) {
+      payload.writeUInt32BE(0, 0);
+      payload.writeUInt32BE(sent, 4);
+      await new Promise<void>((r) => sock.send(payload, port, host, () => r()));
+      sent++;
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return sent;
+}
+
+if (mode === 'send' || mode === 'echo') {
+  const sock = dgram.createSocket('udp4');
+  const seen = new Set<number>();
+  let replies = 0;
+  sock.on('message', (m) => { replies++; if (m.length >= 8) seen.add(seqOf(m)); });
+  await new Promise<void>((r) => sock.bind(0, r));
+  const sent = await sendStream(a!, Number(b), Number(c), Number(d), sock);
+  await new Promise((r) => setTimeout(r, mode === 'echo' ? 1000 : 100));
+  console.log(JSON.stringify({ sent, replies, unique: seen.size }));
+  sock.close();
+} else if (mode === 'recv') {
+  const sock = dgram.createSocket('udp4');
+  const seen = new Set<number>();
+  let received = 0;
+  sock.on('message', (m) => { received++; if (m.length >= 8) seen.add(seqOf(m)); });
+  await new Promise<void>((r) => sock.bind(Number(a), r));
+  await new Promise((r) => setTimeout(r, Number(b)));
+  console.log(JSON.stringify({ received, unique: seen.size }));
+  sock.close();
+} else {
+  console.error('usage: udp-tool send|echo HOST PORT RATE COUNT | recv PORT MS');
+  process.exit(2);
+}

@@ -1,0 +1,11 @@
+import { defineScenario } from '../harness/scenario.js';
+
+// netpass on: frames that reach the paused source are cached and forwarded after VM_STARTED.
+export default defineScenario({
+  name: 'netpass-routed-ping',
+  description: 'netpass on, routed layout: 1 ms ping loses nothing at switchover',
+  topology: { layout: 'routed' },
+  migration: { capabilities: ['events', 'return-path', 'netpass'] },
+  traffic: { flows: [{ kind: 'ping', intervalMs: 1 }] },
+  expect: { lost: 0 },
+});
