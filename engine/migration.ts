@@ -53,7 +53,7 @@ export const DEFAULT_PARAMETERS: Required<Pick<MigrationParameters,
 /** Rate-limit and bandwidth-measurement window (QEMU's BUFFER_DELAY). */
 const WINDOW_MS = 100;
 /** Bytes encoded before handing them to the channel. */
-const CHUNK_BYTES = 256 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
 /** Ping id of the section the source sends after the device state: its PONG means "all state received". */
 const FINAL_PING_ID = 0xffffffff;
 

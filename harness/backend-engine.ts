@@ -85,11 +85,13 @@ async function startVm(name: string, argv: string[], opts: { netns?: string; run
     return new VmLaunchError(`VM ${name} exited (${x.signal ?? `code ${x.code}`}) before its QMP socket answered; ${logPath}:\n${logTail(logPath)}`);
   });
   let qmp: QmpClient;
+  const abandon = new AbortController();
   try {
-    const connecting = QmpClient.connect(opts.qmpPath, { timeoutMs: QMP_CONNECT_TIMEOUT_MS });
+    const connecting = QmpClient.connect(opts.qmpPath, { timeoutMs: QMP_CONNECT_TIMEOUT_MS, signal: abandon.signal });
+    connecting.catch(() => undefined); // when the VM died first, this one's failure is moot
     qmp = await Promise.race([connecting, died.then((e) => { throw e; })]);
-    connecting.catch(() => undefined);
   } catch (e) {
+    abandon.abort();
     if (child.pid !== undefined && child.exitCode === null) {
       await signalProcess(child.pid, 'SIGKILL').catch(() => false);
       await exited;

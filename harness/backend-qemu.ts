@@ -24,7 +24,7 @@
 //     accelerator() -> 'kvm' | 'tcg'   the probe's verdict, cached per process and on disk
 //   qemuArgv(spec, { binary, accel, guest, passTapFds? }) -> string[]   the command line, without netns
 //   nicProperties(spec) -> the virtio-net-pci properties, typed for device_add
-//   unsupportedFor(features, requires, program?) -> reason | undefined
+//   unsupportedFor(features, { capabilities?, local?, vhost?, udpTraffic? }, program?) -> reason | undefined
 import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
@@ -160,13 +160,19 @@ export function qemuArgv(spec: VmSpec, o: { binary: string; accel: Accelerator; 
   ];
 }
 
+/** What a scenario needs from a backend: its `requires`, plus whether it sends UDP traffic. */
+export type BackendRequirements = NonNullable<Scenario['requires']> & { udpTraffic?: boolean };
+
 /**
  * Why a scenario cannot run on this build, naming every missing item, or undefined.
  * e.g. "qemu-system-x86_64 7.2.22 lacks migration capability 'netpass'".
  */
-export function unsupportedFor(features: BackendFeatures, requires: Scenario['requires'],
+export function unsupportedFor(features: BackendFeatures, requires: BackendRequirements | undefined,
   program = 'qemu-system-x86_64'): string | undefined {
   const missing: string[] = [];
+  if (requires?.udpTraffic && !features.guestUdpSend) {
+    missing.push("a guest UDP echo/sink (the guest's busybox-static has no UDP nc or udpsvd; use ping traffic)");
+  }
   for (const cap of requires?.capabilities ?? []) {
     if (!features.capabilities.includes(cap)) missing.push(`migration capability '${cap}'`);
   }

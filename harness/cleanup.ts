@@ -1,6 +1,8 @@
 // Process-level cleanup registry: teardown must run on SIGINT and SIGTERM too, not only on
 // normal exit and errors (those are `finally` blocks). Handlers run newest first, bounded in
-// time, then the process exits with the conventional 128+signal code (130, 143).
+// time, then the process exits with the conventional 128+signal code (130, 143). A crash
+// (an uncaught exception or unhandled rejection, which skips every `finally` still pending)
+// is reported as Node would, cleaned up the same way, and exits 1.
 //
 // API
 //   onExit(fn) -> unregister()   register an async cleanup; signal handlers are installed
@@ -22,19 +24,21 @@ function onSignal(signal: 'SIGINT' | 'SIGTERM'): void {
 }
 const sigint = (): void => onSignal('SIGINT');
 const sigterm = (): void => onSignal('SIGTERM');
+function onCrash(err: unknown): void {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  const budget = new Promise<void>((resolve) => setTimeout(resolve, CLEANUP_BUDGET_MS).unref());
+  void Promise.race([runExitHandlers(), budget]).finally(() => process.exit(1));
+}
+const hooks: Array<[NodeJS.Signals | 'uncaughtException' | 'unhandledRejection', (arg: unknown) => void]> = [
+  ['SIGINT', sigint], ['SIGTERM', sigterm], ['uncaughtException', onCrash], ['unhandledRejection', onCrash],
+];
 
 export function onExit(fn: Cleanup): () => void {
-  if (handlers.size === 0 && !cleaning) {
-    process.on('SIGINT', sigint);
-    process.on('SIGTERM', sigterm);
-  }
+  if (handlers.size === 0 && !cleaning) for (const [ev, h] of hooks) process.on(ev as 'SIGINT', h);
   handlers.add(fn);
   return () => {
     handlers.delete(fn);
-    if (handlers.size === 0 && !cleaning) {
-      process.off('SIGINT', sigint);
-      process.off('SIGTERM', sigterm);
-    }
+    if (handlers.size === 0 && !cleaning) for (const [ev, h] of hooks) process.off(ev as 'SIGINT', h);
   };
 }
 

@@ -4,8 +4,8 @@
 // come back in order (we also tag each with an `id`) interleaved with events.
 //
 // API
-//   QmpClient.connect(path, { timeoutMs }) -> Promise<QmpClient>   retries until the socket
-//        exists and accepts, reads the greeting, negotiates capabilities
+//   QmpClient.connect(path, { timeoutMs, signal? }) -> Promise<QmpClient>   retries until the
+//        socket exists and accepts (or `signal` aborts), reads the greeting, negotiates
 //   client.execute(cmd, args?, { timeoutMs? }) -> Promise<ret>     QmpError / QmpTimeoutError /
 //        QmpProtocolError
 //   client.events: RecordedEvent[]       every event, with QEMU's timestamp and receivedAt (ms epoch)
@@ -101,7 +101,7 @@ export class QmpClient {
   }
 
   /** Connect (retrying while the socket does not exist or refuses), read greeting, negotiate. */
-  static async connect(path: string, opts: { timeoutMs?: number } = {}): Promise<QmpClient> {
+  static async connect(path: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     let lastError: Error | undefined;
@@ -126,6 +126,7 @@ export class QmpClient {
         if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw e;
         lastError = e as Error;
       }
+      if (opts.signal?.aborted) throw new QmpProtocolError(`connect to ${path} abandoned`, { cause: opts.signal.reason });
       if (Date.now() + RETRY_MS > deadline) {
         throw new QmpTimeoutError(`connect to ${path} (${lastError?.message ?? 'no socket'}); is the VM running? see its log`, timeoutMs);
       }

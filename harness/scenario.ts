@@ -65,7 +65,7 @@ function withDefaults(input: unknown): unknown {
   if (isPlainObject(traffic) && Array.isArray(traffic.flows)) {
     traffic.flows = traffic.flows.map((flow: unknown) =>
       isPlainObject(flow) && typeof flow.kind === 'string' && own(FLOW_DEFAULTS, flow.kind)
-        ? mergeDefaults(own(FLOW_DEFAULTS, flow.kind), flow) : flow);
+        ? mergeDefaults({ kind: flow.kind, ...own(FLOW_DEFAULTS, flow.kind) }, flow) : flow);
   }
   return full;
 }
@@ -95,6 +95,9 @@ const CAPABILITIES: Record<MigrationCapabilityName, true> = {
 const PHASES: Record<FaultPhase, true> = {
   setup: true, active: true, 'pre-switchover': true, device: true, completed: true, 'after-completion': true,
 };
+
+/** Every phase a fault can fire at, in migration order (for fault matrices, issue 9). */
+export const FAULT_PHASES = Object.keys(PHASES) as FaultPhase[];
 
 const int = (min: number, max: number, unit?: string): NumberSchema => ({ type: 'number', integer: true, min, max, ...(unit ? { unit } : {}) });
 const req = (schema: Schema): Field => ({ schema });
@@ -332,7 +335,7 @@ export function applyOverrides(scenario: Scenario, sets: readonly string[]): Sce
       throw new InputError(where, '', `unknown setting ${JSON.stringify(key)}; ${guess ? `did you mean "${guess}"?` : `use one of ${Object.keys(ALIASES).join(', ')}, param.NAME or a field path like traffic.durationMs`}`);
     }
   }
-  return validateScenario(s, `${scenario.name} with ${sets.map((a) => `--set ${a}`).join(' ')}`);
+  return validateScenario(s, sets.length ? `${scenario.name} with ${sets.map((a) => `--set ${a}`).join(' ')}` : scenario.name);
 }
 
 function parsePath(path: string, where: string): Array<string | number> {
@@ -449,27 +452,40 @@ export function contDelayMs(s: Scenario): number | undefined {
 }
 
 /**
- * Why `backend` cannot run this scenario (reported as `unsupported`), or undefined when it can.
- * Requirements are the scenario's `requires` plus what its settings imply: every capability and
- * parameter it sets, local migration, vhost, guest-sent UDP.
+ * What a backend must offer to run the scenario: its `requires` plus what its settings imply
+ * (every capability it turns on, local migration, vhost). Computed when asked, so it follows
+ * `--set` overrides (`--set netpass=off` drops the netpass requirement).
+ */
+export function requirements(s: Scenario): { capabilities: MigrationCapabilityName[]; local: boolean; vhost: boolean } {
+  return {
+    capabilities: [...new Set([...(s.requires?.capabilities ?? []), ...s.migration.capabilities])],
+    local: Boolean(s.migration.local || s.requires?.local),
+    vhost: Boolean(s.topology.vhost || s.requires?.vhost),
+  };
+}
+
+/**
+ * Why `backend` cannot run this scenario (reported as `unsupported`), or undefined when it can:
+ * a missing capability or parameter, local migration, vhost, or UDP traffic on a guest without
+ * a UDP stack (`guestUdpSend` false: the QEMU busybox guest answers ICMP only).
  */
 export function unsupportedReason(s: Scenario, backend: BackendName, features: BackendFeatures): string | undefined {
   const who = `${backend} ${features.version}`.trim();
-  const caps = new Set([...(s.requires?.capabilities ?? []), ...s.migration.capabilities]);
-  for (const cap of caps) {
+  const needs = requirements(s);
+  for (const cap of needs.capabilities) {
     if (!features.capabilities.includes(cap)) return `${who} lacks migration capability "${cap}"`;
   }
   for (const param of Object.keys(s.migration.parameters)) {
     if (!features.parameters.includes(param)) return `${who} lacks migration parameter "${param}"`;
   }
-  if ((s.migration.local || s.requires?.local) && !features.incomingFds) {
+  if (needs.local && !features.incomingFds) {
     return `${who} cannot migrate TAP fds locally (no tap incoming-fds / local parameter)`;
   }
-  if ((s.topology.vhost || s.requires?.vhost) && !features.vhost) {
+  if (needs.vhost && !features.vhost) {
     return backend === 'engine' ? 'the engine does not emulate vhost-net (topology.vhost is on)' : `${who}: vhost-net is not usable here (/dev/vhost-net)`;
   }
-  if (s.traffic.flows.some((f) => f.kind === 'udp' && f.direction !== 'to-guest') && !features.guestUdpSend) {
-    return `${who} cannot start a UDP stream from the guest (traffic direction from-guest/both)`;
+  if (s.traffic.flows.some((f) => f.kind === 'udp') && !features.guestUdpSend) {
+    return `${who}: the guest has no UDP echo or sender for the UDP flows (use ping traffic on this backend)`;
   }
   return undefined;
 }

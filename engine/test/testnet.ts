@@ -107,7 +107,9 @@ export class TestNet {
 
   /** Starts a long-running command in the client netns; returns the process. */
   spawnInClient(cmd: string[]): ChildProcess {
-    return spawn('ip', ['netns', 'exec', this.clientNs, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('ip', ['netns', 'exec', this.clientNs, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.extra.push(p);
+    return p;
   }
 
   /** Starts a long-running command in the host netns (tcpdump on a TAP); returns the process. */

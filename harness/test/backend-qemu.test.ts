@@ -67,6 +67,8 @@ test('unsupportedFor names every missing item', () => {
   assert.is(unsupportedFor(f, { capabilities: ['netpass'] }), "qemu-system-x86_64 7.2.22 lacks migration capability 'netpass'");
   assert.is(unsupportedFor(f, { local: true }), "qemu-system-x86_64 7.2.22 lacks migration parameter 'local', tap option 'incoming-fds'");
   assert.match(unsupportedFor({ ...f, parameters: ['local'], incomingFds: true }, { vhost: true }) ?? '', /vhost-net/);
+  assert.match(unsupportedFor(f, { udpTraffic: true }) ?? '', /lacks a guest UDP echo\/sink/);
+  assert.is(unsupportedFor({ ...f, guestUdpSend: true }, { udpTraffic: true }), undefined);
 });
 
 test("probe() asks the installed QEMU; Debian's 7.2 lacks netpass, local and incoming-fds", async () => {

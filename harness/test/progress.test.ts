@@ -30,7 +30,7 @@ test('without a TTY: one plain line per change, stamped with the run time', () =
 
 test('on a TTY: a single live line redrawn in place, truncated to the width, then a permanent line', () => {
   let now = 0;
-  const out = sink(true, 40);
+  const out = sink(true, 44);
   const p = new Progress({ stream: out.stream, now: () => now, tickMs: 60_000 });
   p.scenarioStart('local-4-queues', 3, 21);
   now += 1500;
@@ -40,8 +40,8 @@ test('on a TTY: a single live line redrawn in place, truncated to the width, the
   p.scenarioEnd('fail');
   p.close();
   assert.is(out.chunks[0], '\r\x1b[K[0.0s] 3/21 local-4-queues: starting (0.0s)');
-  assert.is(out.chunks[1], '\r\x1b[K[1.5s] 3/21 local-4-queues: migrating (1…');
-  assert.is(out.chunks[1]!.length - '\r\x1b[K'.length, 39);
+  assert.is(out.chunks[1], '\r\x1b[K[1.5s] 3/21 local-4-queues: migrating (1.5…');
+  assert.is(out.chunks[1]!.length - '\r\x1b[K'.length, 43, 'one column short of the width');
   assert.is(out.chunks[2], '\r\x1b[Knote\n');
   assert.match(out.chunks[3]!, /^\r\x1b\[K\[2\.0s\] 3\/21 local-4-queues: migrating/);
   assert.is(out.chunks[4], '\r\x1b[K[2.0s] local-4-queues: fail in 2.0s\n');

@@ -37,9 +37,9 @@ test('pass rate, outage percentiles and losses over repeated runs', () => {
   const text = formatRepeatStats(s);
   assert.is(text.split('\n')[0], 'netpass-bridge-ping [engine]: 20 runs, 18 passed (90%), 2 fail');
   assert.match(text, /outage p50 3 ms, p95 40 ms, max 120 ms; lost 5 in 2 runs \(max 4 in one\)/);
-  assert.match(text, /\n {4}1-2 ms \| #{30} 18\n/);
-  assert.match(text, /\n {3}2-5 ms \| 0\n/);
-  assert.match(text, /\n 100-200 ms \| #{2} 1\n$/);
+  assert.match(text, /\n {8}1-2 ms \| #{30} 18\n/);
+  assert.match(text, /\n {8}2-5 ms \| 0\n/);
+  assert.match(text, /\n {4}100-200 ms \| #{2} 1\n$/);
 });
 
 test('gapHistogram puts huge gaps in the open last bucket and is empty for no data', () => {

@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InputError, contDelayMs, defineScenario, effectiveExpectations, unsupportedReason, validateScenario } from '../scenario.js';
+import {
+  FAULT_PHASES, InputError, applyOverrides, contDelayMs, defineScenario, effectiveExpectations, fault, requirements,
+  unsupportedReason, validateScenario,
+} from '../scenario.js';
 import type { BackendFeatures } from '../types.js';
 
 // Issue 9: a table of bad scenario inputs, each with its exact message.
@@ -171,9 +174,26 @@ test('unsupportedReason names the missing feature, from requires and from what t
   const param = defineScenario({ name: 'p', description: 'd', migration: { parameters: { 'netpass-max-bytes': 1024 } } });
   assert.is(unsupportedReason(param, 'qemu', qemu72), 'qemu 7.2.0 lacks migration parameter "netpass-max-bytes"');
   const both = defineScenario({ name: 'b', description: 'd', traffic: { flows: [{ kind: 'udp', direction: 'both' }] } });
-  assert.match(unsupportedReason(both, 'qemu', qemu72) ?? '', /UDP stream from the guest/);
+  assert.match(unsupportedReason(both, 'qemu', qemu72) ?? '', /no UDP echo or sender/);
   const explicit = defineScenario({ name: 'e', description: 'd', requires: { capabilities: ['x-ignore-shared'] } });
   assert.is(unsupportedReason(explicit, 'qemu', { ...qemu72, capabilities: ['events', 'return-path'] }), 'qemu 7.2.0 lacks migration capability "x-ignore-shared"');
+});
+
+test('requirements follow the settings, so --set changes them', () => {
+  const s = defineScenario({ name: 'r', description: 'd', migration: { capabilities: ['events', 'return-path', 'netpass'] }, requires: { capabilities: ['x-ignore-shared'] } });
+  assert.equal(requirements(s), { capabilities: ['x-ignore-shared', 'events', 'return-path', 'netpass'], local: false, vhost: false });
+  assert.equal(requirements(applyOverrides(s, ['netpass=off', 'local=on'])), { capabilities: ['x-ignore-shared', 'events', 'return-path'], local: true, vhost: false });
+});
+
+test('every fault builder, at every phase, gives a step that validates', () => {
+  assert.equal(FAULT_PHASES, ['setup', 'active', 'pre-switchover', 'device', 'completed', 'after-completion']);
+  for (const at of FAULT_PHASES) {
+    const faults = [fault.killDestination(at), fault.cutChannel(at, 10), fault.cancel(at), fault.pauseDestinationTap(100, at)];
+    for (const f of faults) assert.equal(validateScenario({ name: 'f', description: 'd', faults: [f] }, 'f.ts').faults, [f]);
+  }
+  const rest = [fault.delayCont(200), fault.dropAnnounce()];
+  assert.equal(validateScenario({ name: 'f', description: 'd', faults: rest }, 'f.ts').faults, rest);
+  assert.equal(fault.pauseDestinationTap(50), { kind: 'pause-destination-tap', at: 'completed', delayMs: 50 });
 });
 
 test('contDelayMs comes from migration.contDelayMs or a delay-cont fault', () => {

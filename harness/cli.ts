@@ -1,0 +1,145 @@
+// The `switchover` command line (DESIGN.md contract). `switchover vm` is dispatched to the
+// engine by bin/switchover.js before this module loads.
+//
+// Exit codes: 0 all pass (unsupported allowed), 1 a failed expectation, 2 an error (bad input,
+// missing tool, setup failure) with a message that says what to do.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { analyzeCommand } from './analyze-command.js';
+import { compareToBaseline, formatComparison, loadBaseline, parseTolerance, saveBaseline } from './baseline.js';
+import { findScenarios, listCommand, loadCatalogue } from './catalogue.js';
+import { ToolMissingError } from './exec.js';
+import { Progress } from './progress.js';
+import { formatRepeatStats, repeatStatsByScenario } from './repeat-stats.js';
+import { exitCodeFor, writeJsonReport, type JsonReport } from './report-json.js';
+import { writeHtmlReport } from './report-html.js';
+import { writeJunitReport } from './report-junit.js';
+import { renderResultsTable } from './report-table.js';
+import { runScenario } from './runner.js';
+import { applyOverrides, InputError } from './scenario.js';
+import { parseShard, shardScenarios } from './shard.js';
+import type { ScenarioResult, VmBackend } from './types.js';
+
+const USAGE = `usage:
+  switchover run [SCENARIO|FILE...] [--backend engine|qemu] [--qemu PATH] [--set KEY=VALUE]...
+                 [--json FILE] [--junit FILE] [--report FILE] [--keep-pcaps DIR]
+                 [--shard K/N] [--repeat N] [--baseline FILE] [--tolerance SPEC]
+  switchover list
+  switchover analyze PCAP [--json]
+  switchover baseline save OUT.json (--from RESULTS.json | [SCENARIO...] [run options])
+  switchover vm [QEMU-style options]       the engine VM (see README)
+`;
+
+class UsageError extends Error {}
+
+const RUN_OPTIONS = {
+  backend: { type: 'string', default: 'engine' },
+  qemu: { type: 'string' },
+  set: { type: 'string', multiple: true, default: [] as string[] },
+  json: { type: 'string' },
+  junit: { type: 'string' },
+  report: { type: 'string' },
+  'keep-pcaps': { type: 'string' },
+  shard: { type: 'string' },
+  repeat: { type: 'string', default: '1' },
+  baseline: { type: 'string' },
+  tolerance: { type: 'string' },
+  from: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function backendFor(name: string, qemuPath: string | undefined): Promise<VmBackend> {
+  if (name === 'engine') {
+    if (qemuPath) throw new UsageError('--qemu only applies to --backend qemu');
+    return (await import('./backend-engine.js')).engineBackend;
+  }
+  if (name === 'qemu') return (await import('./backend-qemu.js')).qemuBackend(qemuPath ? { binary: qemuPath } : {});
+  throw new UsageError(`--backend ${JSON.stringify(name)}: expected engine or qemu`);
+}
+
+async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: true, strict: true });
+  if (values.help) { process.stdout.write(USAGE); return 0; }
+  let outFile: string | undefined;
+  if (mode === 'baseline') {
+    if (positionals[0] !== 'save' || !positionals[1]) throw new UsageError('switchover baseline save OUT.json [--from RESULTS.json | SCENARIO...]');
+    outFile = positionals[1];
+    positionals.splice(0, 2);
+    if (values.from) {
+      const report = JSON.parse(readFileSync(values.from, 'utf8')) as JsonReport;
+      if (!Array.isArray(report.results)) throw new UsageError(`${values.from}: not a switchover --json results file (no "results" array)`);
+      await saveBaseline(report.results, outFile);
+      process.stdout.write(`baseline of ${report.results.length} scenario(s) saved to ${outFile}\n`);
+      return 0;
+    }
+  }
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 1000) throw new UsageError(`--repeat ${values.repeat}: expected an integer 1..1000`);
+  const tolerance = values.tolerance ? parseTolerance(values.tolerance) : undefined;
+  const baseline = values.baseline ? await loadBaseline(values.baseline) : undefined;
+  const backend = await backendFor(values.backend, values.qemu);
+
+  // Everything is validated before the first VM starts: a bad file or --set never runs.
+  let scenarios = await findScenarios(positionals);
+  if (values.set.length) scenarios = scenarios.map((s) => applyOverrides(s, values.set));
+  if (values.shard) scenarios = shardScenarios(scenarios, parseShard(values.shard));
+
+  const progress = new Progress();
+  const results: ScenarioResult[] = [];
+  const total = scenarios.length * repeat;
+  let i = 0;
+  for (const s of scenarios) {
+    for (let r = 0; r < repeat; r++) {
+      progress.scenarioStart(s.name, ++i, total);
+      const res = await runScenario(s, { backend, ...(values['keep-pcaps'] ? { keepPcapsDir: values['keep-pcaps'] } : {}), progress });
+      progress.scenarioEnd(res.verdict);
+      results.push(res);
+    }
+  }
+  process.stdout.write(renderResultsTable(results));
+  if (repeat > 1) for (const st of repeatStatsByScenario(results)) process.stdout.write(`${formatRepeatStats(st)}\n`);
+  if (values.json) writeJsonReport(values.json, results);
+  if (values.junit) writeJunitReport(values.junit, results);
+  if (values.report) writeHtmlReport(values.report, results);
+  let code = exitCodeFor(results);
+  if (baseline) {
+    const cmp = compareToBaseline(results, baseline, tolerance);
+    process.stdout.write(`${formatComparison(cmp)}\n`);
+    if (cmp.regressions.length && code === 0) code = 1;
+  }
+  if (outFile) {
+    await saveBaseline(results, outFile);
+    process.stdout.write(`baseline saved to ${outFile}\n`);
+  }
+  return code;
+}
+
+async function dispatch(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'run': return runCommand(rest, 'run');
+    case 'baseline': return runCommand(rest, 'baseline');
+    case 'list': process.stdout.write(listCommand(await loadCatalogue())); return 0;
+    case 'analyze': return analyzeCommand(rest);
+    case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE); return cmd ? 0 : 2;
+    default: throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let code: number;
+  try {
+    code = await dispatch(argv);
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`switchover: ${err.message}\n${USAGE}`);
+    } else if (err instanceof InputError || err instanceof ToolMissingError) {
+      process.stderr.write(`switchover: ${err.message}\n`);
+    } else {
+      process.stderr.write(`switchover: ${err.stack ?? err.message}\n`);
+    }
+    code = 2;
+  }
+  process.exitCode = code;
+}

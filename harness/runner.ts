@@ -1,0 +1,393 @@
+// Runs one scenario the way a person would at a terminal: build the network, boot the
+// source, start captures and traffic, migrate (with the scenario's faults), resume the
+// destination, stop traffic, read the pcaps, judge. Every step is a named helper below;
+// the topology is always torn down and verified clean.
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MigrationInfo, MigrationStatus } from '../engine/qmp-protocol.js';
+import { startCapture, type Capture } from './capture.js';
+import { startRelay, type ChannelRelay } from './channel-relay.js';
+import { dropAnnounce, fireFault, isTimedFault } from './faults.js';
+import { analyzePcap } from './pcap-analyzer.js';
+import type { Progress } from './progress.js';
+import { nowMs, type QmpClient, type RecordedEvent } from './qmp-client.js';
+import { contDelayMs, effectiveExpectations, unsupportedReason } from './scenario.js';
+import { createTopology, type FdbMonitor, type Topology } from './topology.js';
+import { startPing, type PingResult, type PingRun } from './traffic-ping.js';
+import { startUdpStream, type UdpRun } from './traffic-udp.js';
+import type {
+  FaultStep, Scenario, ScenarioResult, TimelineEvent, VmBackend, VmHandle, VmSpec,
+} from './types.js';
+import { checkExpectations, verdictOf } from './verdict.js';
+
+export const GUEST_MAC = '52:54:00:12:34:56';
+const GUEST_UDP_PORT = 5009;
+const MIGRATION_TIMEOUT_MS = 120_000;
+const BOOT_TIMEOUT_MS = 60_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface RunOptions {
+  backend: VmBackend;
+  /** Copy the run's pcaps here (per scenario subfolder). */
+  keepPcapsDir?: string;
+  progress?: Progress;
+}
+
+/** Everything one run holds that teardown must release. */
+interface Run {
+  s: Scenario;
+  opts: RunOptions;
+  topo: Topology;
+  t0: number;                                   // ms epoch: first `migrate` issued
+  timeline: TimelineEvent[];
+  vms: VmHandle[];
+  captures: Capture[];
+  fdb?: FdbMonitor;
+  relay?: ChannelRelay;
+}
+
+function emptyResult(s: Scenario, backend: VmBackend['name'], started: number): ScenarioResult {
+  return {
+    scenario: s.name, backend: backend, verdict: 'error', startedAt: new Date(started).toISOString(), wallMs: 0,
+    migration: { status: 'none', downtimeMs: 0, totalTimeMs: 0, transferredBytes: 0 },
+    traffic: [], netpass: { cached: 0, forwarded: 0, dropped: 0 }, announces: [], macFlapping: false,
+    fdbMoves: [], timeline: [], expectations: [],
+  };
+}
+
+export async function runScenario(s: Scenario, opts: RunOptions): Promise<ScenarioResult> {
+  const started = Date.now();
+  const result = emptyResult(s, opts.backend.name, started);
+  const phase = (p: string): void => opts.progress?.phase(p);
+  let run: Run | undefined;
+  try {
+    phase('probing backend');
+    const features = await opts.backend.probe();
+    result.accelerator = features.accelerator;
+    const why = unsupportedReason(s, opts.backend.name, features);
+    if (why) {
+      result.verdict = 'unsupported';
+      result.reason = why;
+      return result;
+    }
+    phase('building topology');
+    const topo = await createTopology({ layout: s.topology.layout, queues: s.topology.queues });
+    run = { s, opts, topo, t0: 0, timeline: [], vms: [], captures: [] };
+    await execute(run, result, phase);
+  } catch (e) {
+    result.verdict = 'error';
+    result.reason = (e as Error).message;
+  } finally {
+    if (run) {
+      phase('tearing down');
+      await teardown(run, result);
+    }
+    result.wallMs = Date.now() - started;
+  }
+  return result;
+}
+
+async function execute(run: Run, result: ScenarioResult, phase: (p: string) => void): Promise<void> {
+  const { s, topo } = run;
+  phase('booting source');
+  let src = await launch(run, 'src', topo.tap0, {});
+  await waitGuestReachable(run);
+
+  phase('capturing');
+  const pcaps = {
+    client: join(topo.runDir, 'client.pcap'),
+    tap0: join(topo.runDir, 'tap0.pcap'),
+    tap1: join(topo.runDir, 'tap1.pcap'),
+  };
+  run.captures.push(await startCapture(topo, 'client', topo.clientIface, pcaps.client));
+  run.captures.push(await startCapture(topo, 'host', topo.tap0, pcaps.tap0));
+  run.captures.push(await startCapture(topo, 'host', topo.tap1, pcaps.tap1));
+  if (topo.layout === 'bridge') run.fdb = await topo.fdbMonitor();
+
+  phase('traffic');
+  const traffic = await startTraffic(run, src);
+  await sleep(s.traffic.migrateAfterMs);
+
+  const hops = s.migration.hops ?? 1;
+  let tap = topo.tap0;
+  let status: MigrationStatus | 'none' = 'none';
+  let downtimeTotal = 0, totalTime = 0, transferred = 0, passes = 0;
+  let handoverMicros: number | undefined;
+  let lastInfo: MigrationInfo = {};
+  for (let hop = 1; hop <= hops; hop++) {
+    phase(hops > 1 ? `migrating (hop ${hop}/${hops})` : 'migrating');
+    const dstTap = s.migration.local ? tap : tap === topo.tap0 ? topo.tap1 : topo.tap0;
+    const hopResult = await migrateOnce(run, src, dstTap, hop);
+    status = hopResult.status;
+    lastInfo = hopResult.info;
+    downtimeTotal = Math.max(downtimeTotal, hopResult.info.downtime ?? 0);
+    totalTime += hopResult.info['total-time'] ?? 0;
+    transferred += hopResult.info.ram?.transferred ?? 0;
+    passes = Math.max(passes, hopResult.passes);
+    if (status !== 'completed') break;
+    handoverMicros ??= hopResult.handoverMs * 1000;
+    src = hopResult.dst;
+    tap = dstTap;
+  }
+  result.migration = {
+    status, downtimeMs: downtimeTotal, totalTimeMs: totalTime, transferredBytes: transferred,
+    setupTimeMs: lastInfo['setup-time'], hops, passes,
+  };
+  if (lastInfo.netpass) {
+    result.netpass = { cached: lastInfo.netpass.cached, forwarded: lastInfo.netpass.forwarded, dropped: lastInfo.netpass.dropped };
+  }
+
+  phase('finishing traffic');
+  const flowsDone = await finishTraffic(traffic);
+  for (const c of run.captures.splice(0)) await c.stop();
+  const fdbMoves = run.fdb ? run.fdb.moves(GUEST_MAC) : [];
+  await run.fdb?.stop();
+  run.fdb = undefined;
+  result.fdbMoves = fdbMoves.map((m) => ({ t: m.t - run.t0, mac: m.mac, port: m.port }));
+
+  phase('analyzing');
+  const t0Micros = run.t0 * 1000;
+  const client = await analyzePcap(pcaps.client, { t0Micros, iface: topo.clientIface });
+  const targetTap = s.migration.local ? topo.tap0 : topo.tap1;
+  const target = await analyzePcap(targetTap === topo.tap0 ? pcaps.tap0 : pcaps.tap1, {
+    t0Micros, iface: targetTap, guestMac: GUEST_MAC,
+    // Local migration keeps the TAP: the source spoke on it until stop; only hop 1 matters.
+    ...(s.migration.local ? {} : { handoverMicros: handoverMicros ?? Number.MAX_SAFE_INTEGER }),
+  });
+  result.traffic = client.flows;
+  result.announces = target.announces;
+  result.macFlapping = !s.migration.local && target.macFlapping;
+  if (flowsDone.ping) crossCheckPing(result, flowsDone.ping);
+  await readGuestCounters(run, src, result);
+
+  if (run.opts.keepPcapsDir) {
+    const dir = join(run.opts.keepPcapsDir, s.name);
+    mkdirSync(dir, { recursive: true });
+    result.pcaps = Object.entries(pcaps).map(([k, f]) => {
+      const to = join(dir, `${k}.pcap`);
+      copyFileSync(f, to);
+      return to;
+    });
+  }
+  result.expectations.push(...checkExpectations(result, effectiveExpectations(s, run.opts.backend.name)));
+  result.verdict = verdictOf(result.expectations);
+  if (result.verdict === 'fail') {
+    result.reason = result.expectations.filter((c) => !c.ok).map((c) => `${c.name}: expected ${c.expected}, got ${c.actual}`).join('; ');
+  }
+}
+
+// ---- VMs -----------------------------------------------------------------------------------
+
+async function launch(run: Run, name: string, tap: string, extra: Partial<VmSpec>): Promise<VmHandle> {
+  const { s, topo } = run;
+  const spec: VmSpec = {
+    name, netns: topo.hostNs, runDir: topo.runDir,
+    tap: { ifname: tap, queues: s.topology.queues, vhost: s.topology.vhost },
+    mac: GUEST_MAC, ip: `${topo.guestIp}/${topo.guestPrefix}`, ...(topo.guestGw ? { gw: topo.guestGw } : {}),
+    memMB: s.guest.memMB, dirtyRate: s.guest.dirtyRate, ...extra,
+  };
+  const vm = await run.opts.backend.launch(spec);
+  run.vms.push(vm);
+  recordEvents(run, vm.qmp, name === 'src' ? 'src' : 'dst');
+  return vm;
+}
+
+function recordEvents(run: Run, qmp: QmpClient, source: 'src' | 'dst'): void {
+  qmp.on('*', (ev: RecordedEvent) => {
+    const at = ev.timestamp.seconds * 1000 + ev.timestamp.microseconds / 1000;
+    const data = ev.event === 'MIGRATION' ? ` ${(ev.data as { status: string }).status}`
+      : ev.event === 'MIGRATION_PASS' ? ` ${(ev.data as { pass: number }).pass}` : '';
+    run.timeline.push({ t: at, source, what: `${ev.event}${data}` });
+  });
+}
+
+function mark(run: Run, what: string): void {
+  run.timeline.push({ t: nowMs(), source: 'harness', what });
+}
+
+/** The guest answers a ping from the client: booted and on the network. */
+async function waitGuestReachable(run: Run): Promise<void> {
+  const deadline = Date.now() + BOOT_TIMEOUT_MS;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      await run.topo.exec('client', ['ping', '-c', '1', '-W', '1', run.topo.guestIp]);
+      return;
+    } catch (e) {
+      last = (e as Error).message;
+      await sleep(100);
+    }
+  }
+  throw new Error(`guest ${run.topo.guestIp} did not answer ping within ${BOOT_TIMEOUT_MS / 1000} s: ${last}`);
+}
+
+// ---- migration -----------------------------------------------------------------------------
+
+interface HopResult {
+  status: MigrationStatus; info: MigrationInfo; dst: VmHandle; handoverMs: number; passes: number;
+}
+
+async function configure(qmp: QmpClient, s: Scenario): Promise<void> {
+  if (s.migration.capabilities.length) {
+    await qmp.execute('migrate-set-capabilities', {
+      capabilities: s.migration.capabilities.map((capability) => ({ capability, state: true })),
+    });
+  }
+  const params = { ...s.migration.parameters, ...(s.migration.local ? { local: true } : {}) };
+  if (Object.keys(params).length) await qmp.execute('migrate-set-parameters', params);
+}
+
+async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: number): Promise<HopResult> {
+  const { s, topo } = run;
+  const contDelay = contDelayMs(s);
+  const dst = await launch(run, `dst${hop}`, dstTap, {
+    incoming: 'defer', paused: contDelay !== undefined,
+    ...(s.migration.local ? { tap: { ifname: dstTap, queues: s.topology.queues, vhost: s.topology.vhost, incomingFds: true } } : {}),
+  });
+  await configure(src.qmp, s);
+  await configure(dst.qmp, s);
+  if (s.faults.some((f) => f.kind === 'drop-announce')) await dropAnnounce(topo, dstTap, topo.guestIp);
+
+  const dstPath = join(topo.runDir, `mig${hop}.sock`);
+  const useTcp = s.migration.transport === 'tcp';
+  const dstUri = useTcp ? `tcp:127.0.0.1:${47000 + (process.pid % 1000) * 10 + hop}` : `unix:${dstPath}`;
+  await dst.qmp.execute('migrate-incoming', { uri: dstUri });
+  let uri = dstUri;
+  if (s.faults.some((f) => f.kind === 'cut-channel')) {
+    run.relay = await startRelay(join(topo.runDir, `relay${hop}.sock`), dstPath);
+    uri = `unix:${run.relay.path}`;
+  }
+
+  const since = src.qmp.events.length;
+  const passesSince = src.qmp.events.length;
+  const faultsDone = armFaults(run, src, dst, dstTap, since);
+  const issued = nowMs();
+  if (hop === 1) run.t0 = issued;
+  mark(run, hop > 1 ? `migrate (hop ${hop})` : 'migrate');
+  await src.qmp.execute('migrate', { uri });
+
+  const final = await src.qmp.waitEvent('MIGRATION', (d) => d.status === 'completed' || d.status === 'failed' || d.status === 'cancelled',
+    MIGRATION_TIMEOUT_MS, since);
+  const status = final.data.status;
+  const info = await src.qmp.execute('query-migrate');
+  await faultsDone;
+  const passes = src.qmp.events.slice(passesSince).filter((e) => e.event === 'MIGRATION_PASS').length
+    || info.ram?.['dirty-sync-count'] || 0;
+  await run.relay?.close();
+  run.relay = undefined;
+  if (status !== 'completed') {
+    mark(run, `migration ${status}; source resumes`);
+    await dst.kill('SIGKILL').catch(() => undefined);
+    return { status, info, dst, handoverMs: 0, passes };
+  }
+  const handoverMs = final.receivedAt;
+  // Routed layout: management moves the host address to the destination's TAP now.
+  if (topo.layout === 'routed' && !s.migration.local) {
+    await topo.switchover();
+    mark(run, 'host IP/MAC moved to destination TAP');
+  }
+  if (contDelay !== undefined) {
+    await sleep(contDelay);
+    mark(run, 'cont');
+    await dst.qmp.execute('cont');
+  }
+  await src.shutdown();
+  run.vms = run.vms.filter((v) => v !== src);
+  return { status, info, dst, handoverMs, passes };
+}
+
+/** Start a watcher per timed fault; resolves when every armed fault fired or can no longer fire. */
+function armFaults(run: Run, src: VmHandle, dst: VmHandle, dstTap: string, since: number): Promise<void> {
+  const timed = run.s.faults.filter(isTimedFault);
+  return Promise.all(timed.map(async (f: FaultStep) => {
+    const at = f.at ?? 'active';
+    const want = at === 'after-completion' ? 'completed' : at;
+    try {
+      await src.qmp.waitEvent('MIGRATION', (d) => d.status === want || (want !== 'completed' && isFinal(d.status) && d.status !== want),
+        MIGRATION_TIMEOUT_MS, since);
+      const ev = src.qmp.events.slice(since).find((e) => e.event === 'MIGRATION' && (e.data as { status: string }).status === want);
+      if (!ev) return; // the migration ended before this phase: the fault has nothing to hit
+      await sleep(f.delayMs ?? 0);
+      const line = await fireFault(f, { topo: run.topo, src, dst, dstTap, guestIp: run.topo.guestIp, relay: run.relay });
+      mark(run, line);
+    } catch (e) {
+      mark(run, `fault ${f.kind} at ${at} could not fire: ${(e as Error).message}`);
+    }
+  })).then(() => undefined);
+}
+
+const isFinal = (st: MigrationStatus): boolean => st === 'completed' || st === 'failed' || st === 'cancelled';
+
+// ---- traffic -------------------------------------------------------------------------------
+
+interface TrafficRuns { ping?: PingRun; udp: UdpRun[] }
+
+async function startTraffic(run: Run, src: VmHandle): Promise<TrafficRuns> {
+  const { s, topo } = run;
+  const out: TrafficRuns = { udp: [] };
+  for (const f of s.traffic.flows) {
+    if (f.kind === 'ping') {
+      out.ping = startPing(topo, { dst: topo.guestIp, intervalMs: f.intervalMs, count: Math.max(1, Math.round(s.traffic.durationMs / f.intervalMs)) });
+      continue;
+    }
+    const count = Math.max(1, Math.round((f.rate * s.traffic.durationMs) / 1000));
+    if (f.direction === 'to-guest' || f.direction === 'both') {
+      const u = startUdpStream(topo, { dst: topo.guestIp, port: f.port ?? 7, rate: f.rate, count, durationMs: s.traffic.durationMs + 5_000 });
+      await u.ready;
+      out.udp.push(u);
+    }
+    if (f.direction === 'from-guest' || f.direction === 'both') {
+      const u = startUdpStream(topo, { dst: topo.guestIp, port: 9, rate: 1, count: 0, durationMs: s.traffic.durationMs + 10_000, listenPort: GUEST_UDP_PORT, lingerMs: 0 });
+      await u.ready;
+      out.udp.push(u);
+      await src.qmp.execute('x-guest-udp-send', { dst: topo.clientIp, port: GUEST_UDP_PORT, rate: f.rate, count });
+    }
+  }
+  return out;
+}
+
+async function finishTraffic(t: TrafficRuns): Promise<{ ping?: PingResult }> {
+  const ping = t.ping ? await t.ping.result : undefined;
+  for (const u of t.udp) await u.stop();
+  return { ping };
+}
+
+/** iputils' own view (-O) must agree with the pcap: every pcap loss is a ping loss. */
+function crossCheckPing(result: ScenarioResult, ping: PingResult): void {
+  const icmp = result.traffic.find((f) => f.kind === 'ping');
+  if (!icmp) return;
+  const pingLost = new Set(ping.lostSeqs);
+  const missing = icmp.lostSeqs.filter((q) => !pingLost.has(q));
+  result.expectations.push({
+    name: 'ping output agrees with pcap', expected: 'pcap losses ⊆ ping losses',
+    actual: missing.length ? `pcap-only losses: ${missing.slice(0, 10).join(',')}` : `ping ${ping.lostSeqs.length}, pcap ${icmp.lostSeqs.length}`,
+    ok: missing.length === 0,
+  });
+}
+
+async function readGuestCounters(run: Run, vm: VmHandle, result: ScenarioResult): Promise<void> {
+  if (run.opts.backend.name !== 'engine') return;
+  const info = await vm.qmp.execute('x-query-guest-net').catch(() => undefined);
+  if (!info) return;
+  result.guestCounters = info.udp.filter((c) => c.received > 0)
+    .map((c) => ({ port: c.port, received: c.received, missing: c.missing, duplicates: c.duplicates }));
+}
+
+// ---- teardown ------------------------------------------------------------------------------
+
+async function teardown(run: Run, result: ScenarioResult): Promise<void> {
+  const errors: string[] = [];
+  for (const c of run.captures) await c.stop().catch(() => undefined);
+  await run.fdb?.stop().catch(() => undefined);
+  await run.relay?.close().catch(() => undefined);
+  for (const vm of run.vms) await vm.shutdown().catch((e: Error) => errors.push(`${vm.spec.name}: ${e.message}`));
+  await run.topo.teardown().catch((e: Error) => errors.push(e.message));
+  await run.topo.verifyClean().catch((e: Error) => errors.push(e.message));
+  // Timeline times are absolute until here; the report wants them relative to `migrate`.
+  const origin = run.t0 || run.timeline[0]?.t || 0;
+  result.timeline = run.timeline.sort((a, b) => a.t - b.t).map((e) => ({ ...e, t: e.t - origin }));
+  if (errors.length && result.verdict !== 'error') {
+    result.verdict = 'error';
+    result.reason = `teardown left something behind: ${errors.join('; ')}`;
+  }
+}
