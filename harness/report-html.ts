@@ -114,7 +114,7 @@ function timelineSvg(r: ScenarioResult, idx: number): string {
   lanes.forEach((lane, i) => {
     const y = top + i * LANE;
     parts.push(`<g class="lane" data-lane="${esc(lane.label)}"><line class="lane-sep" x1="${LEFT}" x2="${W - RIGHT}" y1="${y + LANE}" y2="${y + LANE}"/>`);
-    parts.push(`<text class="lane-label" x="${LEFT - 6}" y="${y + LANE / 2 + 4}" text-anchor="end">${esc(lane.label.length > 26 ? `${lane.label.slice(0, 25)}…` : lane.label)}<title>${esc(lane.label)}</title></text>`);
+    parts.push(`<text class="lane-label" x="${LEFT - 6}" y="${y + LANE / 2 + 4}" text-anchor="end">${esc(lane.label.length > 24 ? `${lane.label.slice(0, 23)}…` : lane.label)}<title>${esc(lane.label)}</title></text>`);
     parts.push(lane.body(y), '</g>');
   });
   parts.push('</svg>');

@@ -328,16 +328,20 @@ async function startTraffic(run: Run, src: VmHandle): Promise<TrafficRuns> {
   for (const f of s.traffic.flows) {
     if (f.kind === 'ping') {
       out.ping = startPing(topo, { dst: topo.guestIp, intervalMs: f.intervalMs, count: Math.max(1, Math.round(s.traffic.durationMs / f.intervalMs)) });
+      // Awaited in finishTraffic; until then a failure must not be an unhandled rejection.
+      out.ping.result.catch(() => undefined);
       continue;
     }
     const count = Math.max(1, Math.round((f.rate * s.traffic.durationMs) / 1000));
     if (f.direction === 'to-guest' || f.direction === 'both') {
       const u = startUdpStream(topo, { dst: topo.guestIp, port: f.port ?? 7, rate: f.rate, count, durationMs: s.traffic.durationMs + 5_000 });
+      u.result.catch(() => undefined);
       await u.ready;
       out.udp.push(u);
     }
     if (f.direction === 'from-guest' || f.direction === 'both') {
       const u = startUdpStream(topo, { dst: topo.guestIp, port: 9, rate: 1, count: 0, durationMs: s.traffic.durationMs + 10_000, listenPort: GUEST_UDP_PORT, lingerMs: 0 });
+      u.result.catch(() => undefined);
       await u.ready;
       out.udp.push(u);
       await src.qmp.execute('x-guest-udp-send', { dst: topo.clientIp, port: GUEST_UDP_PORT, rate: f.rate, count });

@@ -22,7 +22,7 @@
 //   Topology: names, runDir, clientIp/guestIp/guestGw/..., exec(ns, argv), spawn(ns, argv),
 //             switchover(), fdbMonitor(), teardown() (idempotent), verifyClean()
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { onExit } from './cleanup.js';
 import { privileged, resolveTool, runPrivileged, signalProcess, requireTools, type RunOptions, type RunResult } from './exec.js';
 import { createRunDir, newRunId, runNames, type RunNames } from './names.js';
@@ -119,6 +119,8 @@ class NetTopology implements Topology {
   readonly hostMac?: string;
   activeTap: string;
   private readonly children = new Set<ChildProcess>();
+  /** nsfs inodes of our namespaces: a process still inside one is found even after `netns del`. */
+  readonly netnsInodes: number[] = [];
   private tornDown?: Promise<void>;
   private readonly unregister: () => void;
 
@@ -156,6 +158,7 @@ class NetTopology implements Topology {
     const n = this.names;
     const mq = this.queues > 1 ? ' multi_queue' : '';
     await ipBatch(undefined, [`netns add ${n.hostNs}`, `netns add ${n.clientNs}`]);
+    for (const ns of [n.hostNs, n.clientNs]) this.netnsInodes.push(statSync(`/run/netns/${ns}`).ino);
     const quiet = ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
     await this.exec('host', [...quiet, ...(this.layout === 'routed' ? ['net.ipv4.ip_forward=1'] : [])]);
     await this.exec('client', quiet);
@@ -303,13 +306,16 @@ class NetTopology implements Topology {
   }
 
   async verifyClean(): Promise<void> {
-    const left = await leftovers(this.names, this.runDir);
+    const left = await leftovers(this.names, this.runDir, this.netnsInodes);
     if (left.length) throw new Error(`run ${this.runId} left things behind:\n  ${left.join('\n  ')}`);
   }
 }
 
-/** What of a run still exists: netns, links in the root netns, processes, sockets, run dir. */
-export async function leftovers(names: RunNames, runDir: string): Promise<string[]> {
+/**
+ * What of a run still exists: netns, links in the root netns, processes (by command line, or
+ * by living in one of the run's namespaces, given their nsfs inodes), sockets, the run dir.
+ */
+export async function leftovers(names: RunNames, runDir: string, netnsInodes: readonly number[] = []): Promise<string[]> {
   const left: string[] = [];
   const nsList = (await runPrivileged(['ip', 'netns', 'list'])).stdout;
   for (const ns of [names.hostNs, names.clientNs]) {
@@ -319,8 +325,10 @@ export async function leftovers(names: RunNames, runDir: string): Promise<string
   for (const name of [names.bridge, names.tap0, names.tap1, names.vethHost, names.vethClient]) {
     if (new RegExp(`^\\d+: ${name.replace(/\./g, '\\.')}[@:]`, 'm').test(links)) left.push(`link ${name}`);
   }
-  // Processes: anything whose command line names the run (netns, links or run dir).
-  const marks = [names.hostNs, names.clientNs, runDir, names.tap0, names.tap1];
+  // Processes: anything whose command line names the run (netns, links or run dir), or that
+  // lives in one of its namespaces (ping, for one, names nothing of the run).
+  const marks = [names.hostNs, names.clientNs, runDir, names.tap0, names.tap1, names.bridge, names.vethHost, names.vethClient];
+  const nsLinks = new Set(netnsInodes.map((ino) => `net:[${ino}]`));
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     let cmdline: string;
@@ -330,7 +338,13 @@ export async function leftovers(names: RunNames, runDir: string): Promise<string
       continue; // exited while we looked
     }
     if (!cmdline || !alive(Number(entry))) continue;
-    if (marks.some((m) => cmdline.includes(m))) left.push(`process ${entry}: ${cmdline.split('\0').join(' ').trim()}`);
+    let inOurNs = false;
+    try {
+      inOurNs = nsLinks.has(readlinkSync(`/proc/${entry}/ns/net`));
+    } catch {
+      // another user's process (EACCES) or gone: judged by its command line alone
+    }
+    if (inOurNs || marks.some((m) => cmdline.includes(m))) left.push(`process ${entry}: ${cmdline.split('\0').join(' ').trim()}`);
   }
   // UNIX sockets bound under the run dir (QMP, migration).
   try {

@@ -125,6 +125,27 @@ ptest('ping-pong A->B->A->B: each hop is a full migration to a fresh process', (
   assert.is(g.udp.find((u) => u.port === 9)!.received, 100);
 }));
 
+ptest('over tcp with pause-before-switchover: pre-switchover waits for migrate-continue, then device, completed', () => withNet(2, async (n) => {
+  const uri = 'tcp:127.0.0.1:47123';
+  const src = await n.startVm('src', [...TestNet.nicArgs('tap0', [], GUEST), '-m', '64M']);
+  const dst = await n.startVm('dst', [...TestNet.nicArgs('tap1', [], GUEST), '-m', '64M', '-incoming', 'defer']);
+  await setCaps(src.qmp, ['events', 'return-path', 'pause-before-switchover']);
+  await setCaps(dst.qmp, ['events']);
+  await dst.qmp.ok('migrate-incoming', { uri });
+  const again = await dst.qmp.execute('migrate-incoming', { uri });
+  assert.match((again.error as { desc: string }).desc, /already been started/);
+  await src.qmp.ok('migrate', { uri });
+  await waitStatus(src.qmp, ['pre-switchover']);
+  assert.is((await src.qmp.ok<{ status: string }>('query-status')).status, 'finish-migrate');
+  await src.qmp.ok('migrate-continue', { state: 'pre-switchover' });
+  assert.is((await waitStatus(src.qmp, ['completed', 'failed'])).status, 'completed');
+  const st = src.qmp.events.filter((e) => e.event === 'MIGRATION').map((e) => (e.data as { status: string }).status);
+  assert.equal(st, ['setup', 'active', 'pre-switchover', 'device', 'completed']);
+  await dst.qmp.waitEvent('RESUME');
+  assert.equal(dst.qmp.events.filter((e) => e.event === 'MIGRATION').map((e) => (e.data as { status: string }).status), ['active', 'completed']);
+  assert.is((await n.ping(5, 0.05, 1)).received, 5);
+}));
+
 ptest('migrate_cancel during precopy gives cancelled and the source keeps running', () => withNet(2, async (n) => {
   const { src, uri } = await startPair(n, [], [], 'ip=192.168.100.2/24,dirty-rate=2000,fill=0.5');
   await setCaps(src.qmp, ['events']);

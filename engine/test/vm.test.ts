@@ -89,6 +89,27 @@ ptest('the guest sends a sequenced UDP stream to the client', async () => {
   assert.is(res.unique, 500);
 });
 
+ptest('a multi-queue TAP with queues=2 is attached on both queues and answers', async () => {
+  const mq = TestNet.create(1, true);
+  try {
+    const v = await mq.startVm('mq', ['-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no,queues=2',
+      '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56', '-guest', 'ip=192.168.100.2/24']);
+    assert.is((await mq.ping(50, 0.01, 1)).received, 50);
+    assert.is((await mq.udp('echo', 7, 1000, 200)).unique, 200);
+    await v.qmp.ok('quit');
+  } finally {
+    await mq.destroy();
+  }
+});
+
+ptest('a TAP that does not exist is a clear start-up error', async () => {
+  const r = await net!.inClient(['true']);
+  assert.is(r.code, 0);
+  const bad = await net!.startVm('bad', TestNet.nicArgs('nosuchtap0'), false);
+  assert.is(await bad.exited, 1);
+  assert.match(bad.stderr(), /switchover-vm: -netdev tap,id=n0: could not configure \/dev\/net\/tun \(nosuchtap0\)/);
+});
+
 ptest('quit ends the process with SHUTDOWN', async () => {
   await vm.qmp.ok('quit');
   await vm.qmp.waitEvent('SHUTDOWN');

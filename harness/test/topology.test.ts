@@ -79,23 +79,34 @@ test('fdbMonitor is refused on the routed layout', async () => {
   });
 });
 
-for (const layout of ['bridge', 'routed'] as const) {
-  test(`SIGINT mid-run (${layout}) tears everything down and exits 130`, async () => {
+const endings = [
+  { layout: 'bridge', how: 'SIGINT', code: 130 },
+  { layout: 'routed', how: 'SIGINT', code: 130 },
+  { layout: 'bridge', how: 'SIGTERM', code: 143 },
+  { layout: 'routed', how: 'crash', code: 1 },
+] as const;
+for (const { layout, how, code: expected } of endings) {
+  test(`${how} mid-run (${layout}) tears everything down and exits ${expected}`, async () => {
     if (!privileged) return;
-    const child = spawn(process.execPath, [fileURLToPath(new URL('./topology-child.js', import.meta.url)), layout], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
+    const args = [fileURLToPath(new URL('./topology-child.js', import.meta.url)), layout, ...(how === 'crash' ? ['crash'] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    const exit = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     const info = await new Promise<{ names: RunNames; runDir: string }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`child printed no names in 20 s: ${out}`)), 20_000);
+      const timer = setTimeout(() => reject(new Error(`child printed no names in 20 s: ${out} ${err}`)), 20_000);
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         if (out.includes('\n')) { clearTimeout(timer); resolve(JSON.parse(out.split('\n')[0]!)); }
       });
-      child.once('exit', (c) => { clearTimeout(timer); reject(new Error(`child exited ${c} early: ${out}`)); });
+      void exit.then((c) => { clearTimeout(timer); reject(new Error(`child exited ${c} early: ${out} ${err}`)); });
     });
-    assert.ok((await leftovers(info.names, info.runDir)).length > 0, 'the topology exists mid-run');
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-    assert.is(code, 130);
+    if (how !== 'crash') {
+      assert.ok((await leftovers(info.names, info.runDir)).length > 0, 'the topology exists mid-run');
+      child.kill(how);
+    }
+    assert.is(await exit, expected, err);
+    if (how === 'crash') assert.match(err, /simulated crash/);
     assert.equal(await leftovers(info.names, info.runDir), []);
   });
 }
