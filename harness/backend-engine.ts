@@ -11,6 +11,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onExit } from './cleanup.js';
 import { privileged, resolveTool, signalProcess } from './exec.js';
 import { validateName } from './names.js';
 import { QmpClient } from './qmp-client.js';
@@ -122,9 +123,12 @@ let probed: Promise<BackendFeatures> | undefined;
 /** Ask a real engine VM (no NIC, no netns needed) what it supports. */
 async function probeEngine(): Promise<BackendFeatures> {
   const dir = mkdtempSync(join(tmpdir(), 'switchover-probe-'));
+  let vm: Omit<VmHandle, 'spec'> | undefined;
+  // Ctrl-C during the probe must not leave the probe VM or its directory behind.
+  const unregister = onExit(async () => { await vm?.kill(); rmSync(dir, { recursive: true, force: true }); });
   try {
     const qmpPath = join(dir, 'probe.qmp');
-    const vm = await startVm('probe', ['-name', 'probe', '-m', '16M', '-qmp', `unix:${qmpPath},server=on,wait=off`, '-S'], { runDir: dir, qmpPath });
+    vm = await startVm('probe', ['-name', 'probe', '-m', '16M', '-qmp', `unix:${qmpPath},server=on,wait=off`, '-S'], { runDir: dir, qmpPath });
     try {
       const caps = await vm.qmp.execute('query-migrate-capabilities');
       const params = await vm.qmp.execute('query-migrate-parameters');
@@ -146,6 +150,7 @@ async function probeEngine(): Promise<BackendFeatures> {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    unregister();
   }
 }
 

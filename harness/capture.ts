@@ -40,6 +40,9 @@ export interface CaptureOptions {
   /** A pcap filter as separate words, e.g. ['icmp', 'or', 'udp']. */
   filter?: string[];
   readyTimeoutMs?: number;
+  /** -Q: only frames the interface received (`in`) or sent (`out`). On a TAP, `in` is what
+   * the VM wrote: its own frames, never the bridge's floods towards it. Default both. */
+  direction?: 'in' | 'out' | 'inout';
 }
 
 const STOP_TIMEOUT_MS = 5_000;
@@ -67,7 +70,8 @@ export async function startCapture(topo: Pick<Topology, 'spawn'>, ns: NsRole, if
   // --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over in blocks
   // every second or so, and whatever sits in the last block when SIGINT comes is counted as
   // "received by filter" but never written.
-  const argv = ['tcpdump', '--immediate-mode', '-U', '-n', '-s', String(snaplen), '-Z', user, '-w', file, '-i', iface, ...(opts.filter ?? [])];
+  const argv = ['tcpdump', '--immediate-mode', '-U', '-n', '-s', String(snaplen), '-Z', user, '-w', file, '-i', iface,
+    ...(opts.direction ? ['-Q', opts.direction] : []), ...(opts.filter ?? [])];
   const child: ChildProcess = topo.spawn(ns, argv);
   let stderr = '';
   let exited: { code: number | null; signal: string | null } | undefined;

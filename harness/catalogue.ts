@@ -147,7 +147,7 @@ export async function findScenarios(names: readonly string[], catalogue?: Scenar
     const matches = arg.includes('*') ? all.filter((s) => globToRegExp(arg).test(s.name)) : all.filter((s) => s.name === arg);
     if (!matches.length) {
       const guess = arg.includes('*') ? undefined : didYouMean(arg, all.map((s) => s.name));
-      throw new InputError('switchover run', '', `unknown scenario ${JSON.stringify(arg)}${guess ? `; did you mean "${guess}"?` : ''} (\`switchover list\` shows the catalogue)`);
+      throw new InputError('', '', `unknown scenario ${JSON.stringify(arg)}${guess ? `; did you mean "${guess}"?` : ''} (\`switchover list\` shows the catalogue)`);
     }
     for (const s of matches) picked.set(s.name, s);
   }

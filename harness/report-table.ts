@@ -3,11 +3,13 @@
 // the same in a CI log as on a terminal.
 import type { FlowResult, ScenarioResult } from './types.js';
 
-/** Left-aligned first column, right-aligned numbers; columns sized to their content. */
-export function renderTable(headers: string[], rows: string[][], leftColumns = 1): string {
+/** Text columns left-aligned (the first `left` columns, or the given indexes), numbers
+ * right-aligned; columns sized to their content. */
+export function renderTable(headers: string[], rows: string[][], left: number | Set<number> = 1): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const isLeft = (i: number): boolean => (typeof left === 'number' ? i < left : left.has(i));
   const line = (cells: string[]): string => cells
-    .map((c, i) => (i < leftColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+    .map((c, i) => (isLeft(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
     .join('  ')
     .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');

@@ -100,8 +100,9 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     tap1: join(topo.runDir, 'tap1.pcap'),
   };
   run.captures.push(await startCapture(topo, 'client', topo.clientIface, pcaps.client));
-  run.captures.push(await startCapture(topo, 'host', topo.tap0, pcaps.tap0));
-  run.captures.push(await startCapture(topo, 'host', topo.tap1, pcaps.tap1));
+  // TAPs: only what the VMs wrote (-Q in), so announces and MAC flapping are the VMs' own.
+  run.captures.push(await startCapture(topo, 'host', topo.tap0, pcaps.tap0, { direction: 'in' }));
+  run.captures.push(await startCapture(topo, 'host', topo.tap1, pcaps.tap1, { direction: 'in' }));
   if (topo.layout === 'bridge') run.fdb = await topo.fdbMonitor();
 
   phase('traffic');
@@ -280,7 +281,9 @@ async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: number)
     await dst.kill('SIGKILL').catch(() => undefined);
     return { status, info, dst, handoverMs: 0, passes };
   }
-  const handoverMs = final.receivedAt;
+  // Handover: the destination runs (RESUME), or, when it waits for `cont`, completion.
+  const resumed = dst.qmp.events.find((e) => e.event === 'RESUME');
+  const handoverMs = resumed ? resumed.timestamp.seconds * 1000 + resumed.timestamp.microseconds / 1000 : final.receivedAt;
   // Routed layout: management moves the host address to the destination's TAP now.
   if (topo.layout === 'routed' && !s.migration.local) {
     await topo.switchover();

@@ -7,14 +7,14 @@
 /** Bad user input. The CLI maps it to exit code 2; nothing has been started when it is thrown. */
 export class InputError extends Error {
   constructor(
-    /** Where the input came from: a file, `--set key=value`, `--shard K/N`. */
+    /** Where the input came from: a file, `--set key=value`, `--shard K/N`; '' for the command line as a whole. */
     readonly where: string,
     /** The field path inside it, e.g. `traffic.flows[0].intervalMs`; '' for the input as a whole. */
     readonly path: string,
     readonly detail: string,
     options?: ErrorOptions,
   ) {
-    super(path ? `${where}: ${path}: ${detail}` : `${where}: ${detail}`, options);
+    super([where, path, detail].filter(Boolean).join(': '), options);
     this.name = 'InputError';
   }
 }

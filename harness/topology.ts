@@ -65,6 +65,8 @@ export interface Topology {
   /** Routed layout: the host address and MAC that move from tap0 to tap1. */
   readonly hostIp?: string;
   readonly hostMac?: string;
+  /** nsfs inodes of the host and client netns (for leftovers() after the names are gone). */
+  readonly netnsInodes: readonly number[];
   /** Which TAP currently carries the host address (routed); tap0 until switchover(). */
   readonly activeTap: string;
   nsName(ns: NsRole): string;
@@ -282,14 +284,24 @@ class NetTopology implements Topology {
         await waitExit(c, KILL_GRACE_MS);
       }
     }));
-    // 2. Anything else still inside our namespaces (a netns outlives `ip netns del` while a
-    //    process holds it, and with it the TAPs).
-    for (const ns of [this.names.hostNs, this.names.clientNs]) {
-      const r = await runPrivileged(['ip', 'netns', 'pids', ns], { allowFail: true });
-      for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
-        if (pid !== process.pid) await signalProcess(pid, 'SIGKILL').catch((e: Error) => errors.push(e.message));
+    // 2. Anything else still inside our namespaces (VMs a backend started, strays): a netns
+    //    outlives `ip netns del` while a process holds it, and with it the TAPs. TERM first
+    //    so VMs quit cleanly, then KILL what is left.
+    const inside = async (): Promise<number[]> => {
+      const pids: number[] = [];
+      for (const ns of [this.names.hostNs, this.names.clientNs]) {
+        const r = await runPrivileged(['ip', 'netns', 'pids', ns], { allowFail: true });
+        pids.push(...r.stdout.split(/\s+/).filter(Boolean).map(Number).filter((p) => p !== process.pid));
       }
+      return pids;
+    };
+    let pids = await inside();
+    for (const pid of pids) await signalProcess(pid, 'SIGTERM').catch(() => false);
+    for (let waited = 0; pids.length && waited < KILL_GRACE_MS; waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+      pids = pids.filter(alive);
     }
+    for (const pid of pids) await signalProcess(pid, 'SIGKILL').catch((e: Error) => errors.push(e.message));
     // 3. The namespaces; deleting a netns deletes its links (the veth pair with it).
     for (const ns of [this.names.hostNs, this.names.clientNs]) {
       const r = await runPrivileged(['ip', 'netns', 'del', ns], { allowFail: true });

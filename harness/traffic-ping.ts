@@ -103,7 +103,7 @@ export function startPing(topo: Pick<Topology, 'spawn'>, opts: PingOptions): Pin
     throw new PingError(`ping needs intervalMs > 0 and an integer count >= 1, got ${opts.intervalMs} and ${opts.count}`);
   }
   const waitS = opts.waitS ?? 1;
-  const argv = ['ping', '-i', (opts.intervalMs / 1000).toFixed(3), '-D', '-O', '-c', String(opts.count), '-W', String(waitS), opts.dst];
+  const argv = ['ping', '-i', String(opts.intervalMs / 1000), '-D', '-O', '-c', String(opts.count), '-W', String(waitS), opts.dst];
   const child = topo.spawn('client', argv);
   let out = '', err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });

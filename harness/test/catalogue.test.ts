@@ -128,7 +128,7 @@ test('findScenarios: names, wildcards, order kept, duplicates once, unknown name
     await findScenarios(['netpas-bridge-ping'], all);
     assert.unreachable();
   } catch (err) {
-    assert.is((err as Error).message, 'switchover run: unknown scenario "netpas-bridge-ping"; did you mean "netpass-bridge-ping"? (`switchover list` shows the catalogue)');
+    assert.is((err as Error).message, 'unknown scenario "netpas-bridge-ping"; did you mean "netpass-bridge-ping"? (`switchover list` shows the catalogue)');
   }
   await findScenarios(['nothing-*'], all).then(() => assert.unreachable(), (err: Error) => assert.match(err.message, /unknown scenario "nothing-\*"/));
   assert.ok(isScenarioPath('./my.ts') && isScenarioPath('my.json') && !isScenarioPath('local-ping'));

@@ -72,6 +72,22 @@ test('routed layout: host address routes for the client, switchover moves IP and
   await t.verifyClean();
 });
 
+test('a process started behind the topology\'s back is found by its netns, and teardown ends it', async () => {
+  if (!privileged) return;
+  const t = await createTopology({ layout: 'bridge', queues: 1 });
+  let stray: ReturnType<typeof spawn> | undefined;
+  try {
+    stray = spawn('ip', ['netns', 'exec', t.clientNs, 'sleep', '30'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+    const left = await leftovers(t.names, t.runDir, t.netnsInodes);
+    assert.ok(left.some((l) => l.startsWith(`process ${stray!.pid}: sleep 30`)), left.join('\n'));
+  } finally {
+    await t.teardown();
+  }
+  // verifyClean looks up processes by the namespaces' inodes too, so this proves the stray is gone.
+  await t.verifyClean();
+});
+
 test('fdbMonitor is refused on the routed layout', async () => {
   if (!privileged) return;
   await withTopology({ layout: 'routed', queues: 1 }, async (t) => {
@@ -93,7 +109,7 @@ for (const { layout, how, code: expected } of endings) {
     let out = '', err = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
     const exit = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-    const info = await new Promise<{ names: RunNames; runDir: string }>((resolve, reject) => {
+    const info = await new Promise<{ names: RunNames; runDir: string; inodes: number[] }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`child printed no names in 20 s: ${out} ${err}`)), 20_000);
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
         out += d;
@@ -102,12 +118,12 @@ for (const { layout, how, code: expected } of endings) {
       void exit.then((c) => { clearTimeout(timer); reject(new Error(`child exited ${c} early: ${out} ${err}`)); });
     });
     if (how !== 'crash') {
-      assert.ok((await leftovers(info.names, info.runDir)).length > 0, 'the topology exists mid-run');
+      assert.ok((await leftovers(info.names, info.runDir, info.inodes)).length > 0, 'the topology exists mid-run');
       child.kill(how);
     }
     assert.is(await exit, expected, err);
     if (how === 'crash') assert.match(err, /simulated crash/);
-    assert.equal(await leftovers(info.names, info.runDir), []);
+    assert.equal(await leftovers(info.names, info.runDir, info.inodes), []);
   });
 }
 

@@ -1,0 +1,100 @@
+// `switchover run` end to end on the engine backend, as a user runs it: real netns, TAPs,
+// tcpdump, ping and two engine VMs, judged from the pcaps. Also the CLI's refusals of bad
+// input (exit 2, nothing started) and teardown on SIGINT.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requirePrivilege } from '../../fixtures/privilege.js';
+import type { JsonReport } from '../report-json.js';
+
+const BIN = new URL('../../../bin/switchover.js', import.meta.url).pathname;
+const privileged = requirePrivilege('switchover run end-to-end tests');
+const out = mkdtempSync(join(tmpdir(), 'switchover-cli-'));
+
+function cli(args: string[], timeoutMs = 240_000): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const netnsList = (): string[] => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout
+  .split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
+
+test('an unknown scenario is refused with exit 2 and a did-you-mean, before any VM starts', () => {
+  const r = cli(['run', 'netpass-bridge-pingg']);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /unknown scenario "netpass-bridge-pingg"; did you mean "netpass-bridge-ping"\?/);
+});
+
+test('a bad --set is refused with exit 2 naming the key', () => {
+  const r = cli(['run', 'baseline-bridge-ping', '--set', 'interval=fast']);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /interval/);
+  assert.match(r.stderr, /"fast"/);
+});
+
+test('a bad scenario file is refused with file, field, expected and got', () => {
+  const file = join(out, 'bad.json');
+  writeFileSync(file, JSON.stringify({ name: 'bad', description: 'x', topology: { layout: 'star' } }));
+  const r = cli(['run', file]);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /bad\.json/);
+  assert.match(r.stderr, /topology\.layout/);
+  assert.match(r.stderr, /"star"/);
+});
+
+if (privileged) {
+  test('baseline loses packets at switchover, netpass loses none; JSON, JUnit and HTML are written', () => {
+    const json = join(out, 'results.json');
+    const junit = join(out, 'junit.xml');
+    const report = join(out, 'report.html');
+    const pcaps = join(out, 'pcaps');
+    const r = cli(['run', 'baseline-bridge-ping', 'netpass-bridge-ping', '--json', json, '--junit', junit,
+      '--report', report, '--keep-pcaps', pcaps]);
+    assert.is(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+    const results = (JSON.parse(readFileSync(json, 'utf8')) as JsonReport).results;
+    const byName = new Map(results.map((x) => [x.scenario, x]));
+    const base = byName.get('baseline-bridge-ping')!;
+    const np = byName.get('netpass-bridge-ping')!;
+    for (const x of [base, np]) {
+      assert.is(x.verdict, 'pass', `${x.scenario}: ${x.reason}`);
+      assert.is(x.backend, 'engine');
+      assert.is(x.migration.status, 'completed');
+      assert.ok(x.migration.downtimeMs > 0);
+      assert.ok(x.migration.transferredBytes > 0);
+      assert.ok(x.traffic.length >= 1 && x.traffic[0]!.sent > 100);
+      assert.ok(x.pcaps?.every((p) => existsSync(p)), 'kept pcaps exist');
+    }
+    const lost = (x: typeof base): number => x.traffic.reduce((s, f) => s + f.lost, 0);
+    assert.ok(lost(base) > 0, 'netpass off loses packets');
+    assert.is(lost(np), 0, 'netpass on loses none');
+    assert.ok(np.netpass.forwarded > 0, 'netpass forwarded the cached frames');
+    assert.ok(base.announces.some((a) => a.kind === 'rarp'), 'the destination announced itself');
+    assert.match(readFileSync(junit, 'utf8'), /<testcase [^>]*name="netpass-bridge-ping"/);
+    assert.match(readFileSync(report, 'utf8'), /netpass-bridge-ping/);
+  });
+
+  test('SIGINT mid-run tears everything down: no netns, VM, tcpdump or run dir is left', async () => {
+    const before = new Set(netnsList());
+    const child = spawn(process.execPath, [BIN, 'run', 'ping-pong-10'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 60_000;
+    while (!/migrating/.test(err) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(err, /migrating/, 'the run reached migration');
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.is(code, 130);
+    const left = netnsList().filter((n) => !before.has(n) && n.startsWith('so'));
+    assert.equal(left, []);
+    const procs = spawnSync('pgrep', ['-af', 'switchover.js vm|tcpdump'], { encoding: 'utf8' }).stdout
+      .split('\n').filter((l) => l && !l.includes('pgrep'));
+    assert.equal(procs.filter((l) => /so[0-9a-f]{6}/.test(l)), []);
+  });
+}
+
+test.after(() => rmSync(out, { recursive: true, force: true }));
+test.run();
