@@ -66,8 +66,13 @@ async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<num
     outFile = positionals[1];
     positionals.splice(0, 2);
     if (values.from) {
-      const report = JSON.parse(readFileSync(values.from, 'utf8')) as JsonReport;
-      if (!Array.isArray(report.results)) throw new UsageError(`${values.from}: not a switchover --json results file (no "results" array)`);
+      let report: JsonReport;
+      try {
+        report = JSON.parse(readFileSync(values.from, 'utf8')) as JsonReport;
+      } catch (e) {
+        throw new UsageError(`--from ${values.from}: cannot read a results file: ${(e as Error).message}`);
+      }
+      if (!Array.isArray(report?.results)) throw new UsageError(`${values.from}: not a switchover --json results file (no "results" array)`);
       await saveBaseline(report.results, outFile);
       process.stdout.write(`baseline of ${report.results.length} scenario(s) saved to ${outFile}\n`);
       return 0;

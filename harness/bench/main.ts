@@ -24,11 +24,11 @@ function planned(name: string, what: string): BenchSection {
 
 export const SECTIONS: BenchSection[] = [
   analyzerSection,
-  planned('engine-echo', 'engine echo rate (ping flood, UDP echo) vs the QEMU TCG guest'),
-  planned('migration-throughput', 'engine RAM migration throughput vs QEMU ram.mbps'),
-  planned('scenario-wall', 'netpass-bridge-ping wall time p50/max over 10 runs, engine and qemu; harness overhead'),
-  planned('downtime', 'downtime with and without netpass at three dirty rates'),
-  planned('scale', 'time and memory vs guest size (256 MiB..4 GiB) and traffic (1k..50k pkt/s)'),
+  planned('engine-echo', 'echo rate vs QEMU TCG guest'),
+  planned('migration-throughput', 'RAM migration MB/s vs QEMU'),
+  planned('scenario-wall', 'scenario wall time p50/max'),
+  planned('downtime', 'downtime, netpass on/off'),
+  planned('scale', 'cost vs guest size, pkt rate'),
 ];
 
 export interface BenchReport {

@@ -91,4 +91,36 @@ test('kill() ends a VM at once; teardown leaves nothing even with a VM still run
   await topo.verifyClean();
 });
 
+test('a migration tap0 -> tap1 under ping: QMP events recorded, fdbMonitor sees the guest MAC move', async () => {
+  if (!privileged) return;
+  await withTopology({ layout: 'bridge', queues: 1 }, async (topo) => {
+    const fdb = await topo.fdbMonitor();
+    const src = await engineBackend.launch(spec(topo));
+    const dst = await engineBackend.launch(spec(topo, { name: 'dst', ifname: topo.tap1, incoming: 'defer' }));
+    const uri = `unix:${join(topo.runDir, 'mig.sock')}`;
+    for (const vm of [src, dst]) {
+      await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }, { capability: 'return-path', state: true }] });
+    }
+    await dst.qmp.execute('migrate-incoming', { uri });
+    const ping = startPing(topo, { dst: topo.guestIp, intervalMs: 10, count: 60 });
+    await new Promise((r) => setTimeout(r, 200));
+    const mark = src.qmp.events.length;
+    await src.qmp.execute('migrate', { uri });
+    const done = await src.qmp.waitEvent('MIGRATION', (d) => d.status === 'completed' || d.status === 'failed', 30_000, mark);
+    assert.is(done.data.status, 'completed');
+    await dst.qmp.waitEvent('RESUME', undefined, 10_000, 0);
+    const p = await ping.result;
+    assert.ok(p.received > 0);
+    await new Promise((r) => setTimeout(r, 200));
+    await fdb.stop();
+    const ports = fdb.moves('52:54:00:12:34:56').filter((m) => !m.deleted).map((m) => m.port);
+    assert.equal(ports.slice(0, 1), [topo.tap0], JSON.stringify(fdb.events));
+    assert.ok(ports.includes(topo.tap1), JSON.stringify(fdb.events));
+    const stop = src.qmp.events.find((e) => e.event === 'STOP');
+    assert.ok(stop && stop.receivedAt > 1.6e12 && stop.timestamp.seconds > 1.6e9);
+    await src.shutdown();
+    await dst.shutdown();
+  });
+});
+
 test.run();

@@ -96,15 +96,18 @@ test('fdbMonitor is refused on the routed layout', async () => {
 });
 
 const endings = [
-  { layout: 'bridge', how: 'SIGINT', code: 130 },
-  { layout: 'routed', how: 'SIGINT', code: 130 },
-  { layout: 'bridge', how: 'SIGTERM', code: 143 },
-  { layout: 'routed', how: 'crash', code: 1 },
+  { layout: 'bridge', how: 'SIGINT', code: 130, full: false },
+  { layout: 'routed', how: 'SIGINT', code: 130, full: false },
+  { layout: 'bridge', how: 'SIGTERM', code: 143, full: false },
+  { layout: 'routed', how: 'crash', code: 1, full: false },
+  { layout: 'bridge', how: 'SIGINT', code: 130, full: true },
 ] as const;
-for (const { layout, how, code: expected } of endings) {
-  test(`${how} mid-run (${layout}) tears everything down and exits ${expected}`, async () => {
+for (const { layout, how, code: expected, full } of endings) {
+  const what = full ? ' with a VM, two tcpdumps and ping running' : '';
+  test(`${how} mid-run (${layout})${what} tears everything down and exits ${expected}`, async () => {
     if (!privileged) return;
-    const args = [fileURLToPath(new URL('./topology-child.js', import.meta.url)), layout, ...(how === 'crash' ? ['crash'] : [])];
+    const mode = how === 'crash' ? ['crash'] : full ? ['full'] : [];
+    const args = [fileURLToPath(new URL('./topology-child.js', import.meta.url)), layout, ...mode];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
@@ -118,7 +121,9 @@ for (const { layout, how, code: expected } of endings) {
       void exit.then((c) => { clearTimeout(timer); reject(new Error(`child exited ${c} early: ${out} ${err}`)); });
     });
     if (how !== 'crash') {
-      assert.ok((await leftovers(info.names, info.runDir, info.inodes)).length > 0, 'the topology exists mid-run');
+      const during = await leftovers(info.names, info.runDir, info.inodes);
+      assert.ok(during.length > 0, 'the topology exists mid-run');
+      if (full) for (const p of ['tcpdump', 'switchover.js vm', 'ping']) assert.ok(during.some((l) => l.includes(p)), `${p} runs: ${during.join('\n')}`);
       child.kill(how);
     }
     assert.is(await exit, expected, err);
