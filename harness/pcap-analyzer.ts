@@ -57,6 +57,8 @@ export interface AnalyzeOptions {
   udpPorts?: number[];
   /** Flows with more packets than this carry no per-packet marks (default 20000). */
   maxPacketMarks?: number;
+  /** One-way UDP flows with fewer datagrams are not streams (DHCP, mDNS...): ignored (default 3). */
+  minStreamDatagrams?: number;
 }
 
 export interface PcapFlow extends FlowResult {
@@ -90,12 +92,14 @@ export interface PcapAnalysis {
   macFlapping: boolean;
   /** The first frames (at most 10) that showed the guest MAC before handover. */
   flappingFrames: FlappingFrame[];
-  /** UDP flows dropped because their payload did not look sequenced (huge seq jumps). */
+  /** UDP flows ignored because their payload did not look sequenced (huge seq jumps, or a
+   * one-way flow of fewer than minStreamDatagrams datagrams). */
   unsequencedUdpFlows: number;
 }
 
 const DEFAULTS = {
   inFlightWindowMs: 1000, baselineSamples: 20, delayMinMs: 5, delayFactor: 5, echoPort: 7, maxPacketMarks: 20_000,
+  minStreamDatagrams: 3,
 };
 /** A seq further than this from a flow's range means the payload is not our sequence. */
 const MAX_SEQ_SPAN = 1 << 22;
@@ -168,6 +172,7 @@ class FlowState {
   reordered = 0;
   duplicateRequests = 0;
   invalid = false;
+  arrivals = 0;
   constructor(readonly kind: 'ping' | 'udp', readonly mode: 'request-reply' | 'one-way', readonly name: string) {}
 
   /** Unwrap a 16-bit ICMP seq to the value nearest the previous one. */
@@ -194,6 +199,7 @@ class FlowState {
     const n = t.repCount[i]!;
     if (n < 0xffff) t.repCount[i] = n + 1;
     if (n > 0) { this.duplicates++; return; }
+    this.arrivals++;
     t.repT[i] = tMicros;
     if (this.mode === 'one-way') t.reqT[i] = senderMicros;
     if (seq < this.maxDelivered) this.reordered++;
@@ -312,6 +318,7 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
   const t0 = opts.t0Micros ?? info.firstTsMicros;
   const ms = (micros: number): number => round3((micros - t0) / 1000);
   const endMicros = info.lastTsMicros;
+  for (const f of order) if (f.mode === 'one-way' && f.arrivals < o.minStreamDatagrams) f.invalid = true;
   const flows = order.filter((f) => !f.invalid).map((f) => finishFlow(f, { ...o, t0, endMicros }));
   return {
     file,

@@ -157,10 +157,15 @@ test('synthetic: one-way UDP stream judged by gaps, latency from the sender cloc
     const lat = s >= 60 && s < 62 ? 30_000 : 500;
     frames.push({ tsMicros: sent + lat, frame: ethernet(CLIENT, GUEST, ETHERTYPE_IPV4, ipv4('192.168.100.2', '192.168.100.1', 17, udpStream(5000, 9, s, sent))) });
   }
+  // A stray datagram with a 16-byte payload (think mDNS) is not a stream.
+  frames.push({ tsMicros: T0 + 5000, frame: ethernet(CLIENT, GUEST, ETHERTYPE_IPV4, ipv4('192.168.100.2', '224.0.0.251', 17, udpStream(5353, 5353, 0xdead, 1))) });
   frames.sort((x, y) => x.tsMicros - y.tsMicros);
   const file = join(tmp, 'oneway.pcap');
   writePcap(file, frames);
-  const f = (await analyzePcap(file)).flows[0]!;
+  const a = await analyzePcap(file);
+  assert.is(a.flows.length, 1);
+  assert.is(a.unsequencedUdpFlows, 1);
+  const f = a.flows[0]!;
   assert.is(f.mode, 'one-way');
   assert.is(f.sent, 100);
   assert.equal(f.lostSeqs, [40, 41, 42, 43, 44]);
