@@ -193,7 +193,7 @@ export function dupFd(fd: number): number {
   return n;
 }
 
-interface StreamHandle { fd?: number; reading?: boolean; readStop(): number }
+interface StreamHandle { fd?: number; reading?: boolean; readStop(): number; readStart(): number }
 
 function handleOf(socket: net.Socket): StreamHandle {
   const h = (socket as unknown as { _handle: StreamHandle | null })._handle;
@@ -222,7 +222,16 @@ export function stopReading(socket: net.Socket): void {
   }
 }
 
-/** Undoes stopReading: Node restarts the libuv reader when the stream flows again. */
+/**
+ * Undoes stopReading. The libuv reader is restarted directly: Node's stream may still
+ * count a read as pending from before the stop and would then never restart it.
+ */
 export function startReading(socket: net.Socket): void {
+  const h = handleOf(socket);
+  if (!h.reading) {
+    h.reading = true;
+    const rc = h.readStart();
+    if (rc) throw new FdPassingError(`cannot restart reading the socket (uv_read_start returned ${rc})`);
+  }
   socket.resume();
 }

@@ -26,6 +26,8 @@
 // - reordered = a first arrival whose seq is below the highest seq already delivered;
 //   duplicates = extra copies of an already delivered reply.
 // - maxGapMs = the largest gap between consecutive replies (arrivals) of the flow.
+// - `tcpdump -i any` (Linux SLL2) sees a forwarded packet once per interface it crosses; a
+//   flow counts only the interface it was first seen on (the others: `otherInterfaceCopies`).
 //
 // Times are ms relative to `t0Micros` (the harness passes the `migrate` command time, so
 // the marks line up with the QMP timeline); by default the capture's first packet.
@@ -73,6 +75,8 @@ export interface PcapFlow extends FlowResult {
   orphanReplies: number;
   /** Requests seen more than once with the same seq. */
   duplicateRequests: number;
+  /** SLL2 captures: copies of the flow's packets seen on other interfaces, not counted. */
+  otherInterfaceCopies: number;
 }
 
 export interface FlappingFrame { t: number; mac: string }
@@ -173,7 +177,17 @@ class FlowState {
   duplicateRequests = 0;
   invalid = false;
   arrivals = 0;
+  ifindex = -1;
+  otherInterfaceCopies = 0;
   constructor(readonly kind: 'ping' | 'udp', readonly mode: 'request-reply' | 'one-way', readonly name: string) {}
+
+  /** False for an SLL2 copy of this flow's packet seen on a second interface. */
+  onItsInterface(ifindex: number): boolean {
+    if (ifindex < 0 || this.ifindex === ifindex) return true;
+    if (this.ifindex < 0) { this.ifindex = ifindex; return true; }
+    this.otherInterfaceCopies++;
+    return false;
+  }
 
   /** Unwrap a 16-bit ICMP seq to the value nearest the previous one. */
   unwrap16(seq: number): number {
@@ -278,6 +292,7 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
         const responder = type === 8 ? dst : src;
         const f = lookup(icmpFlows, responder, requester * 65536 + id,
           () => made(new FlowState('ping', 'request-reply', `icmp ${ipStr(requester)}>${ipStr(responder)} id=${id}`)));
+        if (!f.onItsInterface(p.ifindex)) return;
         const seq = f.unwrap16(seq16);
         if (type === 8) f.request(seq, p.tsMicros);
         else f.arrival(seq, p.tsMicros, NaN);
@@ -290,16 +305,16 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
         if (dport === echoPort && sport !== echoPort) {
           const f = lookup(udpFlows, dst * 65536 + dport, src * 65536 + sport,
             () => made(new FlowState('udp', 'request-reply', `udp ${ipStr(src)}:${sport}>${ipStr(dst)}:${dport} echo`)));
-          f.request(seq, p.tsMicros);
+          if (f.onItsInterface(p.ifindex)) f.request(seq, p.tsMicros);
         } else if (sport === echoPort && dport !== echoPort) {
           const f = lookup(udpFlows, src * 65536 + sport, dst * 65536 + dport,
             () => made(new FlowState('udp', 'request-reply', `udp ${ipStr(dst)}:${dport}>${ipStr(src)}:${sport} echo`)));
-          f.arrival(seq, p.tsMicros, NaN);
+          if (f.onItsInterface(p.ifindex)) f.arrival(seq, p.tsMicros, NaN);
         } else {
           const sent = b.readUInt32BE(l4 + 16) * 4294967296 + b.readUInt32BE(l4 + 20);
           const f = lookup(udpFlows, dst * 65536 + dport, src * 65536 + sport,
             () => made(new FlowState('udp', 'one-way', `udp ${ipStr(src)}:${sport}>${ipStr(dst)}:${dport}`)));
-          f.arrival(seq, p.tsMicros, sent);
+          if (f.onItsInterface(p.ifindex)) f.arrival(seq, p.tsMicros, sent);
         }
       }
     } else if (et === ETHERTYPE_RARP || et === ETHERTYPE_ARP) {
@@ -453,6 +468,7 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
     baselineRttMs: Number.isNaN(baseline) ? 0 : round3(baseline),
     orphanReplies,
     duplicateRequests: f.duplicateRequests,
+    otherInterfaceCopies: f.otherInterfaceCopies,
   };
   if (marks) result.packets = marks;
   return result;

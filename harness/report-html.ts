@@ -141,6 +141,12 @@ function flowLane(f: FlowResult, i: number, x: (t: number) => number, y: number)
     return `<text class="note" x="${LEFT + 6}" y="${y + LANE / 2 + 4}">${esc(`${f.sent} packets: too many to draw one by one; see the table`)}</text>`;
   }
   const out: string[] = [];
+  // The analyzer's outage window (PcapFlow adds it to FlowResult), as a bracket under the marks.
+  const w = f as FlowResult & { outageStartMs?: number | null; outageEndMs?: number | null };
+  if (typeof w.outageStartMs === 'number' && typeof w.outageEndMs === 'number') {
+    const x1 = x(w.outageStartMs);
+    out.push(`<rect class="outage" data-flow="${i}" data-outage-ms="${f.outageMs}" x="${x1.toFixed(1)}" y="${y + LANE - 4}" width="${Math.max(1.5, x(w.outageEndMs) - x1).toFixed(1)}" height="3"><title>${esc(`outage ${fmtMs(f.outageMs)} ms: ${fmtMs(w.outageStartMs)} to ${fmtMs(w.outageEndMs)} ms`)}</title></rect>`);
+  }
   for (const p of f.packets) {
     const h = MARK_H[p.state] ?? 8;
     const tip = `seq ${p.seq} ${p.state}, sent at ${fmtMs(p.t)} ms${p.rttMs === undefined ? '' : `, rtt ${p.rttMs} ms`}`;
@@ -218,7 +224,8 @@ const LEGEND = `<svg class="legend" viewBox="0 0 860 26" width="860" height="26"
 <rect class="pkt in-flight" x="314" y="6" width="2" height="14"/><text x="322" y="17">in flight at capture end (not loss)</text>
 <rect class="downtime" x="534" y="3" width="14" height="20"/><text x="554" y="17">downtime</text>
 <path class="announce" d="M624,6l5,8h-10z"/><text x="636" y="17">announce frame</text>
-<circle class="fdb" cx="744" cy="13" r="4"/><text x="754" y="17">bridge FDB move</text></svg>`;
+<circle class="fdb" cx="744" cy="13" r="4"/><text x="754" y="17">bridge FDB move</text></svg>
+<p>A thin red bar under a flow's marks is its outage window: from the first affected packet to the last one's recovery.</p>`;
 
 const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1160px;padding:16px;color:#222}
 h1{margin:0 0 4px}h2{margin:0 0 8px;font-size:20px}h2 small{font-weight:normal;color:#666;font-size:13px}
@@ -236,7 +243,7 @@ svg text{font-size:11px;fill:#333}.tick{fill:#555}.axis-label{font-size:12px}.gr
 .downtime{fill:#cf222e;fill-opacity:.12;stroke:#cf222e;stroke-opacity:.5}.downtime-label{fill:#cf222e}
 .event{stroke:#555}.phase{stroke:none}.phase-label{font-size:10px}
 .pkt.ok{fill:#8c959f}.pkt.delayed{fill:#d4a72c}.pkt.lost{fill:#cf222e}.pkt.in-flight{fill:#0969da}
-.announce{fill:#8250df}.fdb{fill:#1a7f37}.note{fill:#666;color:#666;font-style:italic}
+.outage{fill:#cf222e;fill-opacity:.6}.announce{fill:#8250df}.fdb{fill:#1a7f37}.note{fill:#666;color:#666;font-style:italic}
 body.affected-only .pkt.ok{display:none}
 #status{position:fixed;right:12px;bottom:12px;max-width:480px;background:#fff;border:1px solid #bbb;border-radius:4px;padding:4px 8px;font-size:12px;color:#333;box-shadow:0 1px 4px #0002}#status:empty{display:none}`;
 

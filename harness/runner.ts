@@ -99,10 +99,16 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     tap0: join(topo.runDir, 'tap0.pcap'),
     tap1: join(topo.runDir, 'tap1.pcap'),
   };
-  run.captures.push(await startCapture(topo, 'client', topo.clientIface, pcaps.client));
   // TAPs: only what the VMs wrote (-Q in), so announces and MAC flapping are the VMs' own.
-  run.captures.push(await startCapture(topo, 'host', topo.tap0, pcaps.tap0, { direction: 'in' }));
-  run.captures.push(await startCapture(topo, 'host', topo.tap1, pcaps.tap1, { direction: 'in' }));
+  // Started together (each waits for tcpdump's "listening on"); all are ready before traffic.
+  const started = await Promise.allSettled([
+    startCapture(topo, 'client', topo.clientIface, pcaps.client),
+    startCapture(topo, 'host', topo.tap0, pcaps.tap0, { direction: 'in' }),
+    startCapture(topo, 'host', topo.tap1, pcaps.tap1, { direction: 'in' }),
+  ]);
+  for (const c of started) if (c.status === 'fulfilled') run.captures.push(c.value);
+  const failed = started.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+  if (failed) throw failed.reason;
   if (topo.layout === 'bridge') run.fdb = await topo.fdbMonitor();
 
   phase('traffic');

@@ -1,9 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, fstatSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requirePrivilege } from '../../fixtures/privilege.js';
+import { ioctlPtr } from '../libc.js';
 import {
   closeFd, dupFd, recvFd, sendFd, sendFds, sendFdsOnOneByte, socketFd, startReading, stopReading,
 } from '../fd-passing.js';
@@ -136,6 +140,60 @@ test('dupFd gives a new fd for the same file; closeFd closes it', () => {
   assert.throws(() => fstatSync(d), /EBADF/);
   assert.throws(() => dupFd(d), /dup of fd \d+ failed: Bad file descriptor \(errno 9\)/);
   closeSync(fd);
+});
+
+const TUNGETIFF = 0x800454d2; // linux/if_tun.h
+
+test('a TAP fd opened in another process and netns arrives attached to that TAP', async () => {
+  if (!requirePrivilege('TAP fd passing test')) return;
+  const id = randomBytes(3).toString('hex');
+  const ns = `a2fd-${id}`, tap = `a2t${id}`;
+  const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8' });
+  const sockPath = join(dir, `tap-${id}.sock`);
+  const server = net.createServer();
+  let child: ReturnType<typeof spawn> | undefined;
+  let received: number | null = null;
+  try {
+    ip('netns', 'add', ns);
+    ip('-n', ns, 'tuntap', 'add', 'dev', tap, 'mode', 'tap');
+    ip('-n', ns, 'link', 'set', tap, 'up');
+    const accepted = new Promise<net.Socket>((res) => server.once('connection', res));
+    await new Promise<void>((res) => server.listen(sockPath, res));
+    // The child opens the TAP inside the netns (TUNSETIFF), sends the fd, and exits.
+    const script = `
+      import net from 'node:net';
+      import { openTapFd } from ${JSON.stringify(new URL('../tap.js', import.meta.url).href)};
+      import { sendFd, socketFd } from ${JSON.stringify(new URL('../fd-passing.js', import.meta.url).href)};
+      const [sockPath, tap] = process.argv.slice(1);
+      const fd = openTapFd(tap, false);
+      const s = net.connect(sockPath, async () => { await sendFd(socketFd(s), fd, 1); s.end(); });`;
+    child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', script, sockPath, tap], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const exited = new Promise<number | null>((res) => child!.once('exit', res));
+    const sock = await accepted;
+    stopReading(sock);
+    const r = await recvFd(socketFd(sock), { timeoutMs: 10_000 });
+    received = r.fd;
+    assert.is(r.byte, 1);
+    assert.ok(received !== null, 'an fd arrived');
+    assert.is(await exited, 0, 'child exited cleanly');
+    sock.destroy();
+    // The child's copy is gone; ours still names the TAP, and writes reach it as received frames.
+    const ifr = Buffer.alloc(40);
+    ioctlPtr(received!, TUNGETIFF, ifr, 'TUNGETIFF on the received fd');
+    assert.is(ifr.toString('latin1', 0, ifr.indexOf(0)), tap);
+    const frame = Buffer.alloc(60);
+    frame.fill(0xff, 0, 6);
+    Buffer.from([0x02, 0, 0, 0, 0, 1]).copy(frame, 6);
+    frame.writeUInt16BE(0x88b5, 12); // local experimental ethertype
+    writeSync(received!, frame);
+    const stats = JSON.parse(ip('-n', ns, '-j', '-s', 'link', 'show', 'dev', tap))[0].stats64;
+    assert.ok(stats.rx.packets >= 1, `TAP rx packets ${stats.rx.packets}`);
+  } finally {
+    if (received !== null) closeFd(received);
+    child?.kill('SIGKILL');
+    server.close();
+    try { ip('netns', 'del', ns); } catch { /* not created */ }
+  }
 });
 
 test.run();

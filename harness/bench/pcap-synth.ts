@@ -26,6 +26,18 @@ export function sll(src: string, ethertype: number, payload: Buffer, packetType 
   return Buffer.concat([h, payload]);
 }
 
+/** Linux cooked v2 header (tcpdump -i any) around an IPv4/ARP payload. */
+export function sll2(ifindex: number, src: string, ethertype: number, payload: Buffer, packetType = 0): Buffer {
+  const h = Buffer.alloc(20);
+  h.writeUInt16BE(ethertype, 0);
+  h.writeUInt32BE(ifindex, 4);
+  h.writeUInt16BE(1, 8);
+  h[10] = packetType;
+  h[11] = 6;
+  macBytes(src).copy(h, 12);
+  return Buffer.concat([h, payload]);
+}
+
 export function ipv4(src: string, dst: string, proto: number, l4: Buffer): Buffer {
   const h = Buffer.alloc(20);
   h[0] = 0x45;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzePcap, combineAnalyses } from '../pcap-analyzer.js';
 import type { FixtureTruth } from '../../fixtures/make-pcaps.js';
-import { announceFrame, ethernet, icmpEcho, ipv4, udpStream, writePcap } from '../bench/pcap-synth.js';
+import { announceFrame, ethernet, icmpEcho, ipv4, sll2, udpStream, writePcap } from '../bench/pcap-synth.js';
 import { ETHERTYPE_IPV4 } from '../pcap-reader.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -172,6 +172,28 @@ test('synthetic: one-way UDP stream judged by gaps, latency from the sender cloc
   assert.equal(f.delayedSeqs, [60, 61]);
   assert.is(f.baselineRttMs, 0.5);
   assert.is(f.inFlight, 0);
+});
+
+test('synthetic SLL2 (-i any): a forwarded packet seen on two interfaces counts once', async () => {
+  const frames: Array<{ tsMicros: number; frame: Buffer }> = [];
+  const req = (s: number): Buffer => ipv4('192.168.100.1', '192.168.100.2', 1, icmpEcho(8, 3, s));
+  const rep = (s: number): Buffer => ipv4('192.168.100.2', '192.168.100.1', 1, icmpEcho(0, 3, s));
+  for (let s = 0; s < 50; s++) {
+    const t = T0 + s * 10_000;
+    frames.push({ tsMicros: t, frame: sll2(4, CLIENT, ETHERTYPE_IPV4, req(s)) });          // veth in
+    frames.push({ tsMicros: t + 10, frame: sll2(7, CLIENT, ETHERTYPE_IPV4, req(s), 4) });  // tap out
+    if (s === 20) continue;
+    frames.push({ tsMicros: t + 50, frame: sll2(7, GUEST, ETHERTYPE_IPV4, rep(s)) });      // tap in
+    frames.push({ tsMicros: t + 60, frame: sll2(4, GUEST, ETHERTYPE_IPV4, rep(s), 4) });   // veth out
+  }
+  const file = join(tmp, 'any.pcap');
+  writePcap(file, frames, 276);
+  const f = (await analyzePcap(file, { inFlightWindowMs: 100 })).flows[0]!;
+  assert.is(f.sent, 50);
+  assert.equal(f.lostSeqs, [20]);
+  assert.is(f.duplicates, 0);
+  assert.is(f.duplicateRequests, 0);
+  assert.is(f.otherInterfaceCopies, 99);
 });
 
 test('combineAnalyses keeps flows per capture point and merges announces in time order', async () => {

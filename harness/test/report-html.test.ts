@@ -60,6 +60,9 @@ test('report from fixture pcaps: timeline, downtime and packet marks match the J
         .evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))));
       assert.equal(lostSeqs, f.lostSeqs, `${r.scenario} flow ${i}: lost marks`);
       assert.is(await section.locator(`.pkt[data-flow="${i}"][data-state="delayed"]`).count(), f.delayed);
+      const outage = section.locator(`rect.outage[data-flow="${i}"]`);
+      assert.is(await outage.count(), f.outageMs > 0 ? 1 : 0);
+      if (f.outageMs > 0) assert.is(await outage.getAttribute('data-outage-ms'), String(f.outageMs));
     }
     for (const e of r.expectations) {
       assert.is(await section.locator(`tr[data-expectation="${e.name}"]`).getAttribute('data-ok'), String(e.ok));
