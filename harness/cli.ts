@@ -103,7 +103,8 @@ async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<num
   }
   process.stdout.write(renderResultsTable(results));
   if (repeat > 1) for (const st of repeatStatsByScenario(results)) process.stdout.write(`${formatRepeatStats(st)}\n`);
-  if (values.json) writeJsonReport(values.json, results);
+  // Per-packet marks go to the HTML report; the JSON keeps the numbers and the lost seqs.
+  if (values.json) writeJsonReport(values.json, results, { packets: false });
   if (values.junit) writeJunitReport(values.junit, results);
   if (values.report) writeHtmlReport(values.report, results);
   let code = exitCodeFor(results);

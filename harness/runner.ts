@@ -287,9 +287,11 @@ async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: number)
     await dst.kill('SIGKILL').catch(() => undefined);
     return { status, info, dst, handoverMs: 0, passes };
   }
-  // Handover: the destination runs (RESUME), or, when it waits for `cont`, completion.
-  const resumed = dst.qmp.events.find((e) => e.event === 'RESUME');
-  const handoverMs = resumed ? resumed.timestamp.seconds * 1000 + resumed.timestamp.microseconds / 1000 : final.receivedAt;
+  // Handover: the source stops (STOP). Until then the source owns the guest MAC, and a
+  // frame with that MAC from the destination is MAC flapping. (QEMU announces before it
+  // emits RESUME, so RESUME would be too late a line.)
+  const stopped = src.qmp.events.slice(since).find((e) => e.event === 'STOP');
+  const handoverMs = stopped ? stopped.timestamp.seconds * 1000 + stopped.timestamp.microseconds / 1000 : final.receivedAt;
   // Routed layout: management moves the host address to the destination's TAP now.
   if (topo.layout === 'routed' && !s.migration.local) {
     await topo.switchover();
