@@ -4,6 +4,10 @@
 // QMP `getfd` (monitor/fds.c). Used by the engine (TAP fds to the destination) and by the
 // harness (TAP fds to a real QEMU); it knows nothing of either.
 //
+// QMP `getfd`: send the fd on the QMP socket with byte 0x20 (a space, which QEMU's JSON
+// parser skips), then the `getfd` command; QEMU's chardev keeps the fd until the command
+// claims it. This is what QEMU's python/qemu/qmp send_fd_scm does.
+//
 // Node sockets and SCM_RIGHTS: libuv reads a non-IPC stream with read(2), and a read(2)
 // that consumes an fd-carrying byte makes the kernel close the fd. So the receiving side
 // must stop its Node reader (stopReading) before such a byte can arrive, and the sending
@@ -208,12 +212,18 @@ export function socketFd(socket: net.Socket): number {
   return fd;
 }
 
+/** A socket whose Node-level `_read` can be shadowed on the instance. */
+type ReadableSocket = net.Socket & { _read: (n: number) => void };
+
 /**
- * Stops libuv reading the socket at once. socket.pause() alone is not enough: Node keeps
- * reading until its buffer fills, and such a read would swallow fd-carrying bytes.
+ * Stops libuv reading the socket at once, and keeps it stopped. socket.pause() alone is
+ * not enough: a paused Node stream still calls `_read` to fill its buffer, and net.Socket's
+ * `_read` restarts the libuv reader, whose next read(2) would swallow fd-carrying bytes.
+ * So `_read` is shadowed on this instance until startReading.
  */
 export function stopReading(socket: net.Socket): void {
   socket.pause();
+  (socket as ReadableSocket)._read = () => {};
   const h = handleOf(socket);
   if (h.reading !== false) {
     h.reading = false;
@@ -224,9 +234,10 @@ export function stopReading(socket: net.Socket): void {
 
 /**
  * Undoes stopReading. The libuv reader is restarted directly: Node's stream may still
- * count a read as pending from before the stop and would then never restart it.
+ * count a read as pending from the stopped period and would then never restart it.
  */
 export function startReading(socket: net.Socket): void {
+  delete (socket as Partial<ReadableSocket>)._read;
   const h = handleOf(socket);
   if (!h.reading) {
     h.reading = true;

@@ -4,7 +4,7 @@
 //   (STOP, run state finish-migrate), [pre-switchover -> device with pause-before-switchover],
 //   the last dirty pages, device state, EOF -> completed (run state postmigrate).
 //   Any failure or cancel restarts the guest if migration had stopped it (migrate_fd_cleanup).
-// - destination: setup (listening) -> active (connected) -> completed, then the guest starts
+// - destination: none (listening) -> active (connected) -> completed, then the guest starts
 //   (or stays paused with -S until `cont`), sends VM_STARTED on the return path and announces
 //   itself (RARP rounds, then the guest's gratuitous ARP). A stream it cannot load makes it
 //   print the reason and exit 1, as QEMU's process_incoming_migration_co does.
@@ -13,6 +13,9 @@
 // netpass series' RP_VM_STARTED), so a `-S` destination that waits for `cont` counts in full.
 // Without it, QEMU's classic definition: from the stop to the moment the source has handed
 // the last byte to the channel (migration_completion); the destination's start is not seen.
+// With the return path the source reports `completed` when the destination answers the ping
+// section sent after the device state (it then holds the whole state); until VM_STARTED
+// arrives (a `-S` destination before `cont`), `downtime` shows the classic value.
 //
 // Hooks for netpass and local migration (documented, used by later work):
 // - MigrationSource.onStopped: called right after the source guest stops, before the last
@@ -105,7 +108,7 @@ export class Migration {
 
   info(): MigrationInfo {
     if (this.source && (this.source.status !== 'none')) return this.source.info();
-    if (this.incoming) return this.incoming.info();
+    if (this.incoming && this.incoming.status !== 'none') return this.incoming.info();
     return {};
   }
 
@@ -267,6 +270,9 @@ export class MigrationSource {
   private windowStart = 0;
   private windowBytes = 0;
   private windowPages = 0;
+  private limit = 0;
+  private limitStart = 0;
+  private limitBytes = 0;
   private unpause: ((ok: boolean) => void) | null = null;
   private pongWaiter: ((id: number) => void) | null = null;
   private rpFailure: Error | null = null;
@@ -356,9 +362,10 @@ export class MigrationSource {
 
   /** Stop-and-copy: stop the guest, last pass, device state, EOF; completed. */
   private async complete(returnPath: boolean): Promise<void> {
+    // Only a guest that migration itself stopped is restarted on failure (migrate_fd_cleanup).
+    this.stoppedGuest = this.vm.running;
     this.vm.stopTo('finish-migrate');
     this.stopTime = performance.now();
-    this.stoppedGuest = true;
     this.onStopped?.();
     if (this.mig.cap('pause-before-switchover')) {
       this.setStatus('pre-switchover');
@@ -400,12 +407,15 @@ export class MigrationSource {
     if (this.mig.cap('events')) this.mig.emit('MIGRATION_PASS', { pass });
     this.enc.passStart(pass);
     this.pagesLeftInPass = pages.length;
+    // Under a bandwidth limit, writes of a tenth of a second's allowance keep the rate smooth.
+    const limit = this.mig.params['max-bandwidth'];
+    const chunk = limited && limit > 0 ? Math.max(64 * 1024, Math.min(CHUNK_BYTES, limit / 10)) : CHUNK_BYTES;
     for (let i = 0; i < pages.length; i++) {
       const p = pages[i]!;
       if (ram.isZero(p)) { this.enc.zeroPage(p); this.duplicate++; }
       else { this.enc.page(p, ram.read(p)); this.normal++; }
       this.windowPages++;
-      if (this.enc.pending >= CHUNK_BYTES) {
+      if (this.enc.pending >= chunk) {
         this.pagesLeftInPass = pages.length - i - 1;
         await this.send(this.enc.flush(), limited);
       }
@@ -422,10 +432,15 @@ export class MigrationSource {
     this.windowBytes += buf.length;
     const limit = this.mig.params['max-bandwidth'];
     let now = performance.now();
-    if (limited && limit > 0 && this.windowBytes >= (limit * WINDOW_MS) / 1000) {
-      const wait = this.windowStart + WINDOW_MS - now;
+    if (limited && limit > 0) {
+      // Average rate since the limit took effect (a change of max-bandwidth restarts it).
+      if (limit !== this.limit) { this.limit = limit; this.limitStart = now; this.limitBytes = 0; }
+      this.limitBytes += buf.length;
+      const wait = this.limitStart + (this.limitBytes / limit) * 1000 - now;
       if (wait > 0) await this.waitChannel(new Promise<void>((r) => setTimeout(r, wait)));
       now = performance.now();
+    } else if (!limited) {
+      this.limit = 0;
     }
     const elapsed = now - this.windowStart;
     if (elapsed >= WINDOW_MS) {
@@ -524,8 +539,9 @@ export class MigrationDestination {
   }
 
   async listen(uri: string): Promise<void> {
+    // QEMU 7.2's destination stays `none` while listening; `active` comes with the connection
+    // (process_incoming_migration_co).
     this.listener = await IncomingListener.listen(uri, (ch) => this.accept(ch));
-    this.setStatus('setup');
   }
 
   private accept(ch: MigrationChannel): void {

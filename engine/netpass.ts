@@ -35,11 +35,12 @@ export class NetpassCache {
   constructor(limits: NetpassLimits = {}) {
     this.maxPackets = limits.maxPackets ?? NETPASS_DEFAULTS.maxPackets;
     this.maxBytes = limits.maxBytes ?? NETPASS_DEFAULTS.maxBytes;
-    if (!(Number.isInteger(this.maxPackets) && this.maxPackets >= 1)) {
-      throw new Error(`Parameter 'netpass-max-packets' expects a positive integer (got ${this.maxPackets})`);
+    // 0 is allowed: every frame is dropped and counted (nothing is cached).
+    if (!(Number.isInteger(this.maxPackets) && this.maxPackets >= 0)) {
+      throw new Error(`Parameter 'netpass-max-packets' expects a non-negative integer (got ${this.maxPackets})`);
     }
-    if (!(Number.isInteger(this.maxBytes) && this.maxBytes >= 1)) {
-      throw new Error(`Parameter 'netpass-max-bytes' expects a positive integer (got ${this.maxBytes})`);
+    if (!(Number.isInteger(this.maxBytes) && this.maxBytes >= 0)) {
+      throw new Error(`Parameter 'netpass-max-bytes' expects a non-negative integer (got ${this.maxBytes})`);
     }
   }
 

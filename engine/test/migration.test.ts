@@ -150,9 +150,15 @@ ptest('migrate_cancel during precopy gives cancelled and the source keeps runnin
   const { src, uri } = await startPair(n, [], [], 'ip=192.168.100.2/24,dirty-rate=2000,fill=0.5');
   await setCaps(src.qmp, ['events']);
   await src.qmp.ok('migrate-set-parameters', { 'max-bandwidth': 4 * 2 ** 20 });
+  const t0 = performance.now();
   await src.qmp.ok('migrate', { uri });
   await waitStatus(src.qmp, ['active']);
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 1000));
+  const mid = await src.qmp.ok<MigInfo>('query-migrate');
+  const elapsed = (performance.now() - t0) / 1000;
+  // max-bandwidth holds: at most the allowance of the elapsed time plus one 1 MiB write in flight.
+  assert.ok(mid.ram!.transferred <= 4 * 2 ** 20 * elapsed + 2 ** 20 + 65536, `${mid.ram!.transferred} bytes in ${elapsed.toFixed(2)} s at 4 MiB/s`);
+  assert.ok(mid.ram!.transferred > 0);
   await src.qmp.ok('migrate_cancel');
   const info = await waitStatus(src.qmp, ['cancelled'], 10000);
   assert.is(info.status, 'cancelled');

@@ -83,7 +83,10 @@ test('defaults and parameter checks', () => {
   const c = new NetpassCache();
   assert.is(c.maxBytes, NETPASS_DEFAULTS.maxBytes);
   assert.is(c.maxPackets, 8192);
-  assert.throws(() => new NetpassCache({ maxBytes: 0 }), /netpass-max-bytes/);
+  assert.throws(() => new NetpassCache({ maxBytes: -1 }), /netpass-max-bytes/);
+  const none = new NetpassCache({ maxPackets: 0 });
+  assert.not.ok(none.push(frame(0), 0));
+  assert.equal(none.stats, { cached: 0, 'cached-bytes': 0, forwarded: 0, dropped: 1 });
   assert.throws(() => new NetpassCache({ maxPackets: 1.5 }), /netpass-max-packets/);
 });
 

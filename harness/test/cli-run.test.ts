@@ -4,9 +4,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
 import { requirePrivilege } from '../../fixtures/privilege.js';
 import type { JsonReport } from '../report-json.js';
 
@@ -74,6 +76,36 @@ if (privileged) {
     assert.ok(base.announces.some((a) => a.kind === 'rarp'), 'the destination announced itself');
     assert.match(readFileSync(junit, 'utf8'), /<testcase [^>]*name="netpass-bridge-ping"/);
     assert.match(readFileSync(report, 'utf8'), /netpass-bridge-ping/);
+  });
+
+  test('the HTML report of that real run, in Chromium: timeline and lost marks match the JSON', async () => {
+    const results = (JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as JsonReport).results;
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      await page.goto(pathToFileURL(join(out, 'report.html')).href);
+      for (const r of results) {
+        const section = page.locator(`section[data-scenario="${r.scenario}"]`);
+        assert.is(await section.getAttribute('data-verdict'), r.verdict);
+        assert.is(await section.locator('svg[data-timeline]').count(), 1);
+        assert.is(await section.locator('rect.downtime').count(), 1, `${r.scenario}: downtime marked`);
+        assert.ok(await section.locator('.phase').count() >= 4, `${r.scenario}: migration phases drawn`);
+        for (const [i, f] of r.traffic.entries()) {
+          const lost = await section.locator(`.pkt[data-flow="${i}"][data-state="lost"]`)
+            .evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))));
+          assert.equal(lost.sort((a, b) => a - b), [...f.lostSeqs].sort((a, b) => a - b), `${r.scenario} flow ${i}: red marks = lost seqs`);
+        }
+      }
+      const shot = new URL('../../../out/report-real-run.png', import.meta.url).pathname;
+      mkdirSync(dirname(shot), { recursive: true });
+      await page.screenshot({ path: shot, fullPage: true });
+      assert.ok(existsSync(shot));
+    } finally {
+      await browser.close();
+    }
   });
 
   test('SIGINT mid-run tears everything down: no netns, VM, tcpdump or run dir is left', async () => {

@@ -1,0 +1,224 @@
+// Shared measuring helpers for the bench sections: order statistics, a process's peak RSS,
+// a scenario run N times, and VMs started as bare processes (no netns, no NIC) for the
+// RAM-only measurements: migration throughput and cost against guest size.
+//
+// API
+//   percentile(values, p), median(values), round(v, digits?)
+//   mbPerS(bytes, ms)                  decimal MB/s, as QEMU's ram.mbps counts (1e6)
+//   peakRssKb(pid)                     VmHWM from /proc/PID/status, undefined once gone
+//   hasTool(name)                      on PATH (or /usr/sbin, /sbin)
+//   networkUnavailable()               why topologies cannot be built here (an n/a reason), or undefined
+//   runScenarioTimes(s, backend, n, opts?) -> TimedRun[]   wall time measured around runScenario
+//   verdicts(results)                  "9 pass, 1 fail"
+//   engineVmArgv(root, spec) -> argv   `node bin/switchover.js vm ...` with -guest fill=
+//   startProcessVm(argv, { name, dir, qmpPath }) -> ProcessVm   spawn, connect QMP
+//   migrateLocally(src, dst, socketPath, opts) -> MigrationInfo   over a UNIX socket
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MigrationCapabilityName, MigrationInfo, MigrationParameters } from '../../engine/qmp-protocol.js';
+import { privilegeAvailable } from '../../fixtures/privilege.js';
+import { onExit } from '../cleanup.js';
+import { signalProcess, whichTool } from '../exec.js';
+import { QmpClient } from '../qmp-client.js';
+import { runScenario, type RunOptions } from '../runner.js';
+import type { Scenario, ScenarioResult, VmBackend, VmExit } from '../types.js';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Nearest-rank percentile (p in 0..100); NaN for no values. */
+export function percentile(values: readonly number[], p: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1]!;
+}
+
+export const median = (values: readonly number[]): number => percentile(values, 50);
+
+export function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+/** Decimal megabytes per second (QEMU's mbps is decimal megabits: mbps / 8 = this). */
+export function mbPerS(bytes: number, ms: number): number {
+  return ms > 0 ? bytes / 1e6 / (ms / 1000) : NaN;
+}
+
+/** The process's peak resident set (VmHWM), kB; undefined when it is gone or unreadable. */
+export function peakRssKb(pid: number): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const hasTool = (name: string): boolean => whichTool(name) !== undefined;
+
+/** Why a section that builds topologies cannot run here, as an n/a reason; undefined when it can. */
+export function networkUnavailable(): string | undefined {
+  if (!privilegeAvailable()) return 'needs root or passwordless sudo (netns, TAP, tcpdump)';
+  const missing = ['ip', 'bridge', 'tcpdump', 'ping'].filter((t) => !hasTool(t));
+  return missing.length ? `${missing.join(', ')} not found (npm run setup installs them)` : undefined;
+}
+
+export interface TimedRun { result: ScenarioResult; wallMs: number }
+
+/**
+ * Runs `s` n times one after the other; wallMs is measured around runScenario (probe,
+ * topology, boot, traffic, migration, analysis, verdict, teardown and its verification).
+ */
+export async function runScenarioTimes(s: Scenario, backend: VmBackend, n: number,
+  opts: Omit<RunOptions, 'backend'> = {}): Promise<TimedRun[]> {
+  const runs: TimedRun[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    const result = await runScenario(s, { ...opts, backend });
+    runs.push({ result, wallMs: performance.now() - started });
+  }
+  return runs;
+}
+
+/** "9 pass, 1 fail" (verdicts in first-seen order), with the first error's or failure's reason. */
+export function verdicts(results: readonly ScenarioResult[]): string {
+  const counts = new Map<string, number>();
+  for (const r of results) counts.set(r.verdict, (counts.get(r.verdict) ?? 0) + 1);
+  const text = [...counts].map(([v, n]) => `${n} ${v}`).join(', ');
+  const bad = results.find((r) => r.verdict === 'error') ?? results.find((r) => r.verdict === 'fail');
+  return bad ? `${text} (first ${bad.verdict}: ${(bad.reason ?? '').split('\n')[0]!.slice(0, 120)})` : text;
+}
+
+export interface EngineVmSpec {
+  name: string;
+  dir: string;
+  memMB: number;
+  /** Fraction of pages given random content at boot (`-guest fill=`). */
+  fill?: number;
+  dirtyRate?: number;
+  incoming?: string;
+}
+
+/** An engine VM without a NIC: RAM, vCPU model and QMP only, as the backend probe starts one. */
+export function engineVmArgv(root: string, spec: EngineVmSpec): { argv: string[]; qmpPath: string } {
+  const qmpPath = join(spec.dir, `${spec.name}.qmp`);
+  const guest = [`dirty-rate=${spec.dirtyRate ?? 0}`, ...(spec.fill ? [`fill=${spec.fill}`] : [])];
+  const argv = [
+    process.execPath, join(root, 'bin', 'switchover.js'), 'vm', '-name', spec.name, '-m', `${spec.memMB}M`,
+    '-guest', guest.join(','), '-qmp', `unix:${qmpPath},server=on,wait=off`,
+    ...(spec.incoming ? ['-incoming', spec.incoming] : []),
+  ];
+  return { argv, qmpPath };
+}
+
+export interface ProcessVm {
+  name: string;
+  pid: number;
+  qmp: QmpClient;
+  logPath: string;
+  exited: Promise<VmExit>;
+  /** `quit`, then SIGKILL after a grace period; resolves once the process is gone. */
+  stop(): Promise<void>;
+}
+
+const QUIT_GRACE_MS = 5_000;
+
+/** Spawn a VM process (engine or QEMU), log to DIR/NAME.log, and connect to its QMP socket. */
+export async function startProcessVm(argv: readonly string[], o: { name: string; dir: string; qmpPath: string; timeoutMs?: number }): Promise<ProcessVm> {
+  const logPath = join(o.dir, `${o.name}.log`);
+  const logFd = openSync(logPath, 'a', 0o600);
+  let child;
+  try {
+    child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', logFd, logFd] });
+  } finally {
+    closeSync(logFd);
+  }
+  const exited = new Promise<VmExit>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', () => resolve({ code: null, signal: null }));
+  });
+  const kill = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) await signalProcess(child.pid, 'SIGKILL').catch(() => false);
+    await exited;
+  };
+  // Ctrl-C during a bench must not leave a multi-GiB VM behind.
+  const unregister = onExit(kill);
+  void exited.then(unregister);
+  let qmp: QmpClient;
+  try {
+    qmp = await Promise.race([
+      QmpClient.connect(o.qmpPath, { timeoutMs: o.timeoutMs ?? 20_000 }),
+      exited.then((x): never => {
+        throw new Error(`${o.name} (${argv[0]}) exited (code ${x.code}, signal ${x.signal}) before its QMP socket answered; log: ${logTail(logPath)}`);
+      }),
+    ]);
+  } catch (e) {
+    await kill();
+    throw new Error(`could not start ${o.name}: ${(e as Error).message}`, { cause: e });
+  }
+  return {
+    name: o.name, pid: child.pid!, qmp, logPath, exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        await qmp.execute('quit', undefined, { timeoutMs: QUIT_GRACE_MS }).catch(() => undefined);
+        const gone = await Promise.race([exited.then(() => true), sleep(QUIT_GRACE_MS).then(() => false)]);
+        if (!gone) await kill();
+      }
+      await qmp.close();
+    },
+  };
+}
+
+function logTail(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-5).join(' | ') || '(empty)';
+  } catch {
+    return '(none)';
+  }
+}
+
+export interface LocalMigrationOptions {
+  capabilities?: MigrationCapabilityName[];
+  parameters?: MigrationParameters;
+  timeoutMs?: number;
+}
+
+/**
+ * Migrates src to dst (started `-incoming defer`) over a UNIX socket and returns the
+ * source's query-migrate once MIGRATION says completed, failed or cancelled. The `events`
+ * capability is always set: completion is awaited by event, not by polling.
+ */
+export async function migrateLocally(src: ProcessVm, dst: ProcessVm, socketPath: string,
+  o: LocalMigrationOptions = {}): Promise<MigrationInfo> {
+  const caps = [...new Set<MigrationCapabilityName>(['events', ...(o.capabilities ?? [])])]
+    .map((capability) => ({ capability, state: true }));
+  for (const vm of [src, dst]) await vm.qmp.execute('migrate-set-capabilities', { capabilities: caps });
+  if (o.parameters && Object.keys(o.parameters).length) await src.qmp.execute('migrate-set-parameters', o.parameters);
+  await dst.qmp.execute('migrate-incoming', { uri: `unix:${socketPath}` });
+  const since = src.qmp.events.length;
+  await src.qmp.execute('migrate', { uri: `unix:${socketPath}` });
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  const final = await src.qmp.waitEvent('MIGRATION', (d) => ['completed', 'failed', 'cancelled'].includes(d.status), timeoutMs, since)
+    .catch(async (e: Error) => {
+      await src.qmp.execute('migrate_cancel').catch(() => undefined);
+      throw new Error(`${src.name} -> ${dst.name}: migration did not end within ${timeoutMs / 1000} s (cancelled): ${e.message}`, { cause: e });
+    });
+  const info = await src.qmp.execute('query-migrate');
+  if (final.data.status !== 'completed') {
+    throw new Error(`${src.name} -> ${dst.name}: migration ${final.data.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
+  }
+  return info;
+}
+
+/** Waits (bounded) until a migration target has left `inmigrate`: everything is loaded. */
+export async function waitIncomingDone(vm: ProcessVm, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const st = await vm.qmp.execute('query-status');
+    if (st.status !== 'inmigrate') return;
+    await sleep(20);
+  }
+  throw new Error(`${vm.name} still inmigrate after ${timeoutMs / 1000} s`);
+}
