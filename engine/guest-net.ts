@@ -124,6 +124,7 @@ export class GuestNet {
   private senderLast = 0;
   private senderCarry = 0;
   private ipId = 0;
+  private injected = { frames: 0, maxDelayMs: 0, totalDelayMs: 0 };
   private running = false;
   private readonly txBuf = Buffer.alloc(1514);
 
@@ -293,8 +294,9 @@ export class GuestNet {
     b.writeUInt16BE(0, 40); // no UDP checksum (allowed on IPv4)
     b.writeUInt32BE(Math.floor(seq / 0x100000000), 42);
     b.writeUInt32BE(seq >>> 0, 46);
-    const us = BigInt(Date.now()) * 1000n + BigInt(Math.floor((performance.now() % 1) * 1000));
-    b.writeBigUInt64BE(us, 50);
+    const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
+    b.writeUInt32BE(Math.floor(us / 0x100000000), 50);
+    b.writeUInt32BE(us >>> 0, 54);
     this.transmit(b, 58);
   }
 
@@ -312,12 +314,21 @@ export class GuestNet {
     this.transmit(b, 42);
   }
 
+  /** A frame the destination injected from the netpass stream, `delayMs` after the source received it. */
+  recordNetpassInjected(delayMs: number): void {
+    this.injected.frames++;
+    this.injected.totalDelayMs += delayMs;
+    if (delayMs > this.injected.maxDelayMs) this.injected.maxDelayMs = delayMs;
+  }
+
   info(): GuestNetInfo {
+    const i = this.injected;
     return {
-      ip: this.ipText ? `${this.ipText}/${this.prefix}` : '',
+      ip: this.ipText ?? '',
       mac: this.macText,
       'arp-cache': [...this.arp].map(([ip, mac]) => ({ ip: intToIp(ip), mac: bufToMac(mac) })),
       udp: [this.echo.info(), this.sink.info()],
+      ...(i.frames ? { 'netpass-injected': { frames: i.frames, 'max-delay-ms': Math.round(i.maxDelayMs), 'mean-delay-ms': Math.round(i.totalDelayMs / i.frames) } } : {}),
     };
   }
 

@@ -19,8 +19,9 @@ export class QmpError extends Error {
 
 export type QmpDispatch = (command: string, args: Record<string, unknown>) => unknown | Promise<unknown>;
 
-export function qmpTimestamp(now = Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000)): QmpTimestamp {
-  return { seconds: Math.floor(now / 1e6), microseconds: now % 1e6 };
+/** Wall-clock time with microseconds, QEMU's event timestamp (qemu_get_timedate via g_get_real_time). */
+export function qmpTimestamp(nowUs = Math.round((performance.timeOrigin + performance.now()) * 1000)): QmpTimestamp {
+  return { seconds: Math.floor(nowUs / 1e6), microseconds: nowUs % 1e6 };
 }
 
 const GREETING: QmpGreeting = {

@@ -69,6 +69,9 @@ ptest('malformed QMP gets errors, the connection and the VM go on, several clien
     assert.match((badType.error as { desc: string }).desc, /Invalid parameter type for 'dst'/);
     const again = await q2.execute('qmp_capabilities');
     assert.is((again.error as { class: string }).class, 'CommandNotFound');
+    q2.sendRaw(`{"execute": "${'x'.repeat(1100 * 1024)}`);
+    assert.match(((await q2.nextUntagged()).error as { desc: string }).desc, /longer than 1048576 bytes/);
+    q2.sendRaw('"}\n');
     assert.is((await q2.ok<{ status: string }>('query-status')).status, 'running');
     assert.is((await vm.qmp.ok<{ name: string }>('query-name')).name, 'vm1');
     const r = await net!.ping(20, 0.01);

@@ -9,7 +9,7 @@ import { engineBackend } from '../backend-engine.js';
 import { findScenarios } from '../catalogue.js';
 import { applyOverrides } from '../scenario.js';
 import type { ScenarioResult } from '../types.js';
-import { median, networkUnavailable, runScenarioTimes, verdicts } from './measure.js';
+import { median, networkUnavailable, ran, runScenarioTimes, verdicts } from './measure.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'downtime';
@@ -22,7 +22,7 @@ async function series(name: string, rate: number): Promise<Series> {
   const [s] = await findScenarios([name]);
   const runs = await runScenarioTimes(applyOverrides(s!, [`dirty-rate=${rate}`, 'param.max-bandwidth=0']), engineBackend, RUNS);
   const results = runs.map((r) => r.result);
-  const done = results.filter((r) => r.migration.status === 'completed');
+  const done = results.filter((r) => ran(r) && r.migration.status === 'completed');
   return {
     downtimes: done.map((r) => r.migration.downtimeMs),
     lost: done.map((r) => r.traffic.reduce((n, f) => n + f.lost, 0)),
@@ -31,7 +31,7 @@ async function series(name: string, rate: number): Promise<Series> {
   };
 }
 
-const list = (v: readonly number[]): string => v.join('/');
+const list = (v: readonly number[]): string => (v.length ? v.join('/') : '-');
 
 export const downtimeSection: BenchSection = {
   name: SECTION,

@@ -9,6 +9,7 @@
 //   hasTool(name)                      on PATH (or /usr/sbin, /sbin)
 //   networkUnavailable()               why topologies cannot be built here (an n/a reason), or undefined
 //   runScenarioTimes(s, backend, n, opts?) -> TimedRun[]   wall time measured around runScenario
+//   ran(result)                        pass or fail: its figures count (not error, not unsupported)
 //   verdicts(results)                  "9 pass, 1 fail"
 //   engineVmArgv(root, spec) -> argv   `node bin/switchover.js vm ...` with -guest fill=
 //   startProcessVm(argv, { name, dir, qmpPath }) -> ProcessVm   spawn, connect QMP
@@ -81,6 +82,9 @@ export async function runScenarioTimes(s: Scenario, backend: VmBackend, n: numbe
   }
   return runs;
 }
+
+/** The run got as far as a verdict on its traffic (pass or fail), so its figures mean something. */
+export const ran = (r: ScenarioResult): boolean => r.verdict === 'pass' || r.verdict === 'fail';
 
 /** "9 pass, 1 fail" (verdicts in first-seen order), with the first error's or failure's reason. */
 export function verdicts(results: readonly ScenarioResult[]): string {

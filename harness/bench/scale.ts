@@ -1,8 +1,9 @@
 // Bench section "scale": how time and memory grow.
 // - Guest size: engine guests of 256 MiB, 1 GiB and 4 GiB, each sparse with the same 64 MiB
-//   of random pages (`-guest fill=`) and the scenarios' default dirty rate (2,000 pages/s),
-//   migrated over a UNIX socket with unlimited bandwidth: migration total-time, transferred
-//   bytes, and the peak RSS (VmHWM) of source and destination processes.
+//   of random pages (`-guest fill=`) and an idle vCPU (dirty rate 0, so only the size
+//   changes), migrated over a UNIX socket with unlimited bandwidth, 3 times each, medians:
+//   migration total-time, transferred bytes, and the peak RSS (VmHWM) of the source and
+//   destination processes.
 // - Traffic: netpass-bridge-udp at 1,000, 10,000 and 50,000 datagrams/s through a migration
 //   (runner, pcaps kept): lost, then the client pcap analysed again in a child process
 //   (analyze-child.js) for the analyzer's time and peak RSS.
@@ -16,14 +17,14 @@ import { readPcap } from '../pcap-reader.js';
 import { applyOverrides } from '../scenario.js';
 import type { AnalyzeChildReport } from './analyze-child.js';
 import {
-  engineVmArgv, migrateLocally, networkUnavailable, peakRssKb, round, runScenarioTimes, startProcessVm, verdicts, waitIncomingDone, type ProcessVm,
+  engineVmArgv, median, migrateLocally, networkUnavailable, peakRssKb, ran, round, runScenarioTimes, startProcessVm, verdicts, waitIncomingDone, type ProcessVm,
 } from './measure.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'scale';
 const SIZES_MB = [256, 1024, 4096];
 const NONZERO_MB = 64;
-const DIRTY_RATE = 2000;
+const SIZE_RUNS = 3;
 const UDP_RATES = [1_000, 10_000, 50_000];
 
 const MiB = (bytes: number): number => round(bytes / 2 ** 20, 1);
@@ -34,7 +35,7 @@ async function migrateGuest(ctx: BenchContext, sizeMB: number): Promise<SizePoin
   const dir = mkdtempSync(join(ctx.tmpDir, `scale-${sizeMB}-`));
   const fill = NONZERO_MB / sizeMB;
   const start = (name: string, incoming?: string): Promise<ProcessVm> => {
-    const { argv, qmpPath } = engineVmArgv(ctx.root, { name, dir, memMB: sizeMB, fill, dirtyRate: DIRTY_RATE, ...(incoming ? { incoming } : {}) });
+    const { argv, qmpPath } = engineVmArgv(ctx.root, { name, dir, memMB: sizeMB, fill, ...(incoming ? { incoming } : {}) });
     return startProcessVm(argv, { name: `engine-${name}-${sizeMB}M`, dir, qmpPath, timeoutMs: 60_000 });
   };
   const src = await start('src');
@@ -74,6 +75,8 @@ interface TrafficPoint {
   /** First to last packet of the client capture: how long the stream really ran. */
   captureMs?: number;
   analysis?: AnalyzeChildReport; analysisError?: string;
+  /** The run ended in error or unsupported: no figure of it means anything. */
+  notRun?: string;
 }
 
 async function trafficRun(ctx: BenchContext, rate: number): Promise<TrafficPoint> {
@@ -86,6 +89,7 @@ async function trafficRun(ctx: BenchContext, rate: number): Promise<TrafficPoint
     rate, sent: r.traffic.reduce((n, f) => n + f.sent, 0), lost: r.traffic.reduce((n, f) => n + f.lost, 0),
     inFlight: r.traffic.reduce((n, f) => n + f.inFlight, 0), wallMs: run!.wallMs, verdict: verdicts([r]),
   };
+  if (!ran(r)) return { ...point, notRun: `${r.verdict}: ${r.reason ?? ''}` };
   const client = r.pcaps?.find((p) => p.endsWith('client.pcap'));
   if (!client) return { ...point, analysisError: `no client pcap kept (${point.verdict})` };
   try {
@@ -97,9 +101,21 @@ async function trafficRun(ctx: BenchContext, rate: number): Promise<TrafficPoint
   }
 }
 
+/** Each figure's median over the runs (figures a run could not read are left out). */
+function medianPoint(runs: SizePoint[]): SizePoint {
+  const of = (pick: (p: SizePoint) => number | undefined): number | undefined => {
+    const v = runs.map(pick).filter((x): x is number => x !== undefined && Number.isFinite(x));
+    return v.length ? median(v) : undefined;
+  };
+  return {
+    sizeMB: runs[0]!.sizeMB, totalMs: of((p) => p.totalMs) ?? NaN, transferred: of((p) => p.transferred) ?? NaN,
+    srcKb: of((p) => p.srcKb), dstKb: of((p) => p.dstKb),
+  };
+}
+
 function sizeRows(points: SizePoint[]): BenchRow[] {
   const rows: BenchRow[] = points.map((p) => ({
-    section: SECTION, measure: `guest ${p.sizeMB} MiB (${NONZERO_MB} MiB non-zero): migration time`, value: p.totalMs, unit: 'ms',
+    section: SECTION, measure: `guest ${p.sizeMB} MiB (${NONZERO_MB} MiB non-zero): migration time p50`, value: p.totalMs, unit: 'ms',
     note: `transferred ${MiB(p.transferred)} MiB; peak RSS src ${p.srcKb === undefined ? '?' : MiB(p.srcKb * 1024)} MiB, `
       + `dst ${p.dstKb === undefined ? '?' : MiB(p.dstKb * 1024)} MiB`,
   }));
@@ -107,13 +123,19 @@ function sizeRows(points: SizePoint[]): BenchRow[] {
   if (first && last && last !== first) {
     const zeroPages = (p: SizePoint): number => (p.sizeMB - NONZERO_MB) * 256;
     const perZeroPage = (last.transferred - first.transferred) / (zeroPages(last) - zeroPages(first));
+    const ratio = (a: number | undefined, b: number | undefined): number => (a && b ? b / a : NaN);
     const x = (a: number | undefined, b: number | undefined): string => (a && b ? `x${round(b / a, 2)}` : '?');
+    // "Constant" within 10 %: the run-to-run noise of a loaded machine.
+    const flat = (r: number): boolean => r < 1.1;
+    const bytesFlat = flat(ratio(first.transferred, last.transferred));
+    const memFlat = flat(ratio(first.srcKb, last.srcKb)) && flat(ratio(first.dstKb, last.dstKb));
+    const msPerGiB = (last.totalMs - first.totalMs) / ((last.sizeMB - first.sizeMB) / 1024);
     rows.push({
       section: SECTION, measure: `growth ${first.sizeMB} MiB -> ${last.sizeMB} MiB (x${last.sizeMB / first.sizeMB} RAM, same non-zero)`,
       value: round(perZeroPage, 1), unit: 'B/zero page',
-      note: `time ${x(first.totalMs, last.totalMs)} (+${round((last.totalMs - first.totalMs) / ((last.sizeMB - first.sizeMB) / 1024), 1)} ms per GiB of zero RAM), `
+      note: `time ${x(first.totalMs, last.totalMs)} (${msPerGiB >= 0 ? '+' : ''}${round(msPerGiB, 1)} ms per GiB of zero RAM), `
         + `transferred ${x(first.transferred, last.transferred)}, RSS src ${x(first.srcKb, last.srcKb)}, dst ${x(first.dstKb, last.dstKb)}: `
-        + 'bytes and memory follow the non-zero pages; time adds a small term per zero page (scan + marker)',
+        + `bytes ${bytesFlat ? 'constant in total size' : 'grow with total size'}, memory ${memFlat ? 'constant in total size' : 'grows with total size'}`,
     });
   }
   return rows;
@@ -122,6 +144,10 @@ function sizeRows(points: SizePoint[]): BenchRow[] {
 function trafficRows(points: TrafficPoint[]): BenchRow[] {
   const rows: BenchRow[] = [];
   for (const p of points) {
+    if (p.notRun) {
+      rows.push(notAvailable(SECTION, `UDP ${p.rate.toLocaleString('en-US')}/s through a migration`, `netpass-bridge-udp ${p.notRun.split('\n')[0]}`));
+      continue;
+    }
     rows.push({
       section: SECTION, measure: `UDP ${p.rate.toLocaleString('en-US')}/s through a migration: lost`, value: p.lost, unit: 'packets',
       note: `sent ${p.sent}${p.captureMs ? ` over ${Math.round(p.captureMs)} ms captured (~${Math.round(p.sent / (p.captureMs / 1000))}/s)` : ''}, `
@@ -139,10 +165,13 @@ function trafficRows(points: TrafficPoint[]): BenchRow[] {
   const first = a[0], last = a[a.length - 1];
   if (first?.analysis && last?.analysis && first !== last) {
     const pk = last.analysis.packets / Math.max(1, first.analysis.packets);
+    const time = last.analysis.analysisMs / first.analysis.analysisMs;
+    const rss = last.analysis.vmHwmKb / first.analysis.vmHwmKb;
     rows.push({
       section: SECTION, measure: `growth ${first.rate.toLocaleString('en-US')}/s -> ${last.rate.toLocaleString('en-US')}/s`,
-      value: round(last.analysis.analysisMs / first.analysis.analysisMs, 2), unit: 'x time',
-      note: `for x${round(pk, 1)} packets; analyzer RSS x${round(last.analysis.vmHwmKb / first.analysis.vmHwmKb, 2)}`,
+      value: round(time, 2), unit: 'x time',
+      note: `for x${round(pk, 1)} packets; analyzer RSS x${round(rss, 2)}: time ${time <= pk * 1.1 ? 'at most linear' : 'more than linear'} in packets, `
+        + `memory ${rss < 1.5 ? 'nearly flat (streamed, per-seq state only)' : 'grows with packets'}`,
     });
   }
   return rows;
@@ -153,7 +182,11 @@ export const scaleSection: BenchSection = {
   what: `cost vs guest size (${SIZES_MB.join('/')} MiB, ${NONZERO_MB} MiB non-zero) and UDP rate (${UDP_RATES.join('/')} packets/s)`,
   async run(ctx: BenchContext): Promise<BenchRow[]> {
     const sizes: SizePoint[] = [];
-    for (const size of SIZES_MB) sizes.push(await migrateGuest(ctx, size));
+    for (const size of SIZES_MB) {
+      const runs: SizePoint[] = [];
+      for (let i = 0; i < SIZE_RUNS; i++) runs.push(await migrateGuest(ctx, size));
+      sizes.push(medianPoint(runs));
+    }
     const cannot = networkUnavailable();
     if (cannot) return [...sizeRows(sizes), notAvailable(SECTION, 'UDP rate scale', cannot)];
     const traffic: TrafficPoint[] = [];

@@ -24,7 +24,7 @@ import { InvalidNameError, runNames, validateName } from '../names.js';
 import { runScenario } from '../runner.js';
 import { applyOverrides, InputError } from '../scenario.js';
 import { createTopology } from '../topology.js';
-import type { Scenario, VmBackend, VmHandle, VmSpec } from '../types.js';
+import type { Scenario, ScenarioResult, VmBackend, VmHandle, VmSpec } from '../types.js';
 import { recordingBackend, runLeftovers } from './run-inspect.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -88,10 +88,18 @@ test('privileged() allows exactly the listed commands and refuses every other', 
   }
 });
 
+/** Source files under `dir`, recursively; tests are left out (they spell refused commands on purpose). */
+function sources(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
+    const rel = join(dir, e.name);
+    if (e.isDirectory()) return e.name === 'test' || e.name === 'node_modules' ? [] : sources(rel);
+    return /\.(ts|js|mjs)$/.test(e.name) && !e.name.endsWith('.d.ts') ? [rel] : [];
+  });
+}
+
 test('no module can reach a shell: no shell option, no exec/execSync, no sh -c', () => {
-  const files = ['harness', 'engine', 'bin', 'fixtures'].flatMap((dir) => readdirSync(join(ROOT, dir))
-    .filter((f) => /\.(ts|js|mjs)$/.test(f) && !f.endsWith('.d.ts')).map((f) => join(dir, f)));
-  assert.ok(files.length > 20, `found only ${files.length} source files under ${ROOT}`);
+  const files = ['harness', 'engine', 'bin', 'fixtures', 'scripts', 'scenarios'].flatMap(sources);
+  assert.ok(files.length > 40, `found only ${files.length} source files under ${ROOT}`);
   const forbidden: Array<[RegExp, string]> = [
     [/\bshell\s*:\s*(true|['"`])/, 'a child_process shell option'],
     [/import\s*\{[^}]*\b(exec|execSync)\b[^}]*\}\s*from\s*['"](node:)?child_process['"]/, 'exec/execSync (they run a shell)'],
@@ -237,21 +245,14 @@ if (!requirePrivilege('security tests on a live run (netns, TAP, tcpdump, engine
     try {
       for (let i = 0; i < 100 && !/listening on/.test(err); i++) await new Promise((res) => setTimeout(res, 50));
       assert.match(err, /listening on/, `tcpdump in the root netns did not start: ${err}`);
-      const results = [];
+      const results: ScenarioResult[] = [];
       for (const name of ['netpass-bridge-ping', 'baseline-routed-ping']) {
         const [s] = await findScenarios([name]);
-        const launched: VmSpec[] = [];
-        const watching: VmBackend = {
-          name: 'engine',
-          probe: () => engineBackend.probe(),
-          async launch(spec) {
-            launched.push(spec);
-            return engineBackend.launch(spec);
-          },
-        };
-        const r = await runScenario(applyOverrides(s!, ['duration=1000', 'migrate-after=300']), { backend: recorded(watching) });
+        const rec = recordingBackend(engineBackend);
+        liveRuns.push(rec.launched);
+        const r = await runScenario(applyOverrides(s!, ['duration=1000', 'migrate-after=300']), { backend: rec.backend });
         assert.ok(r.traffic.some((f) => f.sent > 0), `${name}: no traffic was sent (verdict ${r.verdict} ${r.reason ?? ''})`);
-        assert.ok(launched.every((v) => /^so-[0-9a-f]{6}-h$/.test(v.netns)), 'VMs ran inside the run netns');
+        assert.ok(rec.launched.every((v) => /^so-[0-9a-f]{6}-h$/.test(v.spec.netns)), 'VMs ran inside the run netns');
         results.push(r);
       }
       // Let tcpdump print what it may still hold.
