@@ -61,6 +61,14 @@ export const DEFAULT_PARAMETERS: Required<Pick<MigrationParameters,
 const WINDOW_MS = 100;
 /** Bytes encoded before handing them to the channel. */
 const CHUNK_BYTES = 1024 * 1024;
+/**
+ * After VM_STARTED the source keeps forwarding until its TAP has been quiet this long: frames
+ * the bridge sent before the destination's announce moved the MAC may still sit in the kernel
+ * queue of the source TAP, not yet read.
+ */
+const NETPASS_QUIET_MS = 50;
+/** ...but not longer than this after VM_STARTED (broadcasts keep reaching the old port). */
+const NETPASS_MAX_TAIL_MS = 1000;
 /** Ping id of the section the source sends after the device state: its PONG means "all state received". */
 const FINAL_PING_ID = 0xffffffff;
 
@@ -292,6 +300,7 @@ export class MigrationSource {
   /** Frames received after the stop, with the netpass capability. */
   private netpass: NetpassCache | null = null;
   private netpassSending = false;
+  private netpassLastFrame = 0;
 
   constructor(private readonly mig: Migration) {}
 
@@ -509,26 +518,36 @@ export class MigrationSource {
     if (!nic) return;
     const cache = new NetpassCache({ maxPackets: this.mig.params['netpass-max-packets'], maxBytes: this.mig.params['netpass-max-bytes'] });
     this.netpass = cache;
-    nic.rxHook = (buf, len) => { cache.push(buf.subarray(0, len), Date.now()); };
+    nic.rxHook = (buf, len) => {
+      this.netpassLastFrame = performance.now();
+      cache.push(buf.subarray(0, len), Date.now());
+    };
     nic.startRx();
   }
 
   /**
-   * VM_STARTED: stream the cached frames in arrival order, including those that arrive while
-   * sending, then the end marker; the source NIC then stops reading (run state postmigrate).
+   * VM_STARTED: stream the cached frames in arrival order, and those that still arrive, until
+   * the TAP is quiet; then the end marker, and the source NIC stops reading (postmigrate).
    */
   private async forwardNetpass(): Promise<void> {
     const cache = this.netpass!;
     if (this.netpassSending) return;
     this.netpassSending = true;
     let sent = 0;
+    const started = performance.now();
     try {
-      for (const f of cache.drain()) {
-        this.enc.netpassFrame(f.tMs, f.frame);
-        sent++;
-        if (this.enc.pending >= CHUNK_BYTES) await this.waitChannel(this.channel!.send(this.enc.flush()));
+      for (;;) {
+        for (const f of cache.drain()) {
+          this.enc.netpassFrame(f.tMs, f.frame);
+          sent++;
+          if (this.enc.pending >= CHUNK_BYTES) await this.waitChannel(this.channel!.send(this.enc.flush()));
+        }
+        if (this.enc.pending) await this.waitChannel(this.channel!.send(this.enc.flush()));
+        const now = performance.now();
+        if (cache.held === 0 && (now - Math.max(this.netpassLastFrame, started) >= NETPASS_QUIET_MS || now - started >= NETPASS_MAX_TAIL_MS)) break;
+        await this.waitChannel(new Promise<void>((r) => setTimeout(r, 5)));
       }
-      // Nothing is awaited between the drain's last look at the cache and the end marker.
+      // Nothing is awaited between the last look at the cache and the end marker.
       this.stopNetpassRx();
       this.enc.netpassEnd(sent, cache.stats.dropped);
       await this.waitChannel(this.channel!.send(this.enc.flush()));

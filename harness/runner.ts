@@ -44,6 +44,8 @@ interface Run {
   captures: Capture[];
   fdb?: FdbMonitor;
   relay?: ChannelRelay;
+  /** Fault steps that never fired, with why. */
+  unfired: string[];
 }
 
 function emptyResult(s: Scenario, backend: VmBackend['name'], started: number): ScenarioResult {
@@ -70,9 +72,9 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<Scenar
       result.reason = why;
       return result;
     }
-    phase('building topology');
     const topo = await createTopology({ layout: s.topology.layout, queues: s.topology.queues });
-    run = { s, opts, topo, t0: 0, timeline: [], vms: [], captures: [] };
+    phase(`topology up (run ${topo.runId}, ${topo.runDir})`);
+    run = { s, opts, topo, t0: 0, timeline: [], vms: [], captures: [], unfired: [] };
     await execute(run, result, phase);
   } catch (e) {
     result.verdict = 'error';
@@ -121,6 +123,7 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
   let downtimeTotal = 0, totalTime = 0, transferred = 0, passes = 0;
   let handoverMicros: number | undefined;
   let lastInfo: MigrationInfo = {};
+  result.migration.hops = 0;
   for (let hop = 1; hop <= hops; hop++) {
     phase(hops > 1 ? `migrating (hop ${hop}/${hops})` : 'migrating');
     const dstTap = s.migration.local ? tap : tap === topo.tap0 ? topo.tap1 : topo.tap0;
@@ -131,17 +134,23 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     totalTime += hopResult.info['total-time'] ?? 0;
     transferred += hopResult.info.ram?.transferred ?? 0;
     passes = Math.max(passes, hopResult.passes);
+    // Recorded per hop, so a later error still leaves what did happen in the result.
+    result.migration = {
+      status, downtimeMs: downtimeTotal, totalTimeMs: totalTime, transferredBytes: transferred,
+      setupTimeMs: lastInfo['setup-time'], hops: hop, passes,
+    };
+    if (lastInfo.netpass) {
+      result.netpass = { cached: lastInfo.netpass.cached, forwarded: lastInfo.netpass.forwarded, dropped: lastInfo.netpass.dropped };
+    }
     if (status !== 'completed') break;
     handoverMicros ??= hopResult.handoverMs * 1000;
+    if (hopResult.destinationLost) {
+      // The guest did not move, whatever QEMU's source says: never a pass.
+      result.expectations.push({ name: `hop ${hop}: destination runs the guest`, expected: 'RESUME', actual: hopResult.destinationLost, ok: false });
+      break;
+    }
     src = hopResult.dst;
     tap = dstTap;
-  }
-  result.migration = {
-    status, downtimeMs: downtimeTotal, totalTimeMs: totalTime, transferredBytes: transferred,
-    setupTimeMs: lastInfo['setup-time'], hops, passes,
-  };
-  if (lastInfo.netpass) {
-    result.netpass = { cached: lastInfo.netpass.cached, forwarded: lastInfo.netpass.forwarded, dropped: lastInfo.netpass.dropped };
   }
 
   phase('finishing traffic');
@@ -177,6 +186,7 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     });
   }
   result.expectations.push(...checkExpectations(result, effectiveExpectations(s, run.opts.backend.name)));
+  for (const u of run.unfired) result.expectations.push({ name: 'fault fired', expected: 'fired', actual: u, ok: false });
   result.verdict = verdictOf(result.expectations);
   if (result.verdict === 'fail') {
     result.reason = result.expectations.filter((c) => !c.ok).map((c) => `${c.name}: expected ${c.expected}, got ${c.actual}`).join('; ');
@@ -232,6 +242,8 @@ async function waitGuestReachable(run: Run): Promise<void> {
 
 interface HopResult {
   status: MigrationStatus; info: MigrationInfo; dst: VmHandle; handoverMs: number; passes: number;
+  /** The destination never ran (killed, or `cont` refused) after completion: the source was resumed. */
+  destinationLost?: string;
 }
 
 async function configure(qmp: QmpClient, s: Scenario): Promise<void> {
@@ -243,6 +255,9 @@ async function configure(qmp: QmpClient, s: Scenario): Promise<void> {
   const params = { ...s.migration.parameters, ...(s.migration.local ? { local: true } : {}) };
   if (Object.keys(params).length) await qmp.execute('migrate-set-parameters', params);
 }
+
+const eventMs = (e: RecordedEvent): number => e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
+const DST_START_TIMEOUT_MS = 10_000;
 
 async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: number): Promise<HopResult> {
   const { s, topo } = run;
@@ -266,65 +281,120 @@ async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: number)
   }
 
   const since = src.qmp.events.length;
-  const passesSince = src.qmp.events.length;
-  const faultsDone = armFaults(run, src, dst, dstTap, since);
-  const issued = nowMs();
-  if (hop === 1) run.t0 = issued;
+  const faults = armFaults(run, src, dst, dstTap, since);
+  const continued = s.migration.capabilities.includes('pause-before-switchover')
+    ? continueFromPreSwitchover(run, src, since, faults.firedAt('pre-switchover')) : Promise.resolve();
+  if (hop === 1) run.t0 = nowMs();
   mark(run, hop > 1 ? `migrate (hop ${hop})` : 'migrate');
   await src.qmp.execute('migrate', { uri });
 
-  const final = await src.qmp.waitEvent('MIGRATION', (d) => d.status === 'completed' || d.status === 'failed' || d.status === 'cancelled',
-    MIGRATION_TIMEOUT_MS, since);
+  const final = await src.qmp.waitEvent('MIGRATION', (d) => isFinal(d.status), MIGRATION_TIMEOUT_MS, since);
   const status = final.data.status;
-  const info = await src.qmp.execute('query-migrate');
-  await faultsDone;
-  const passes = src.qmp.events.slice(passesSince).filter((e) => e.event === 'MIGRATION_PASS').length
-    || info.ram?.['dirty-sync-count'] || 0;
+  await continued;
+  await faults.done;
   await run.relay?.close();
   run.relay = undefined;
+  const passesOf = (info: MigrationInfo): number =>
+    src.qmp.events.slice(since).filter((e) => e.event === 'MIGRATION_PASS').length || info.ram?.['dirty-sync-count'] || 0;
   if (status !== 'completed') {
+    const info = await src.qmp.execute('query-migrate');
     mark(run, `migration ${status}; source resumes`);
     await dst.kill('SIGKILL').catch(() => undefined);
-    return { status, info, dst, handoverMs: 0, passes };
+    return { status, info, dst, handoverMs: 0, passes: passesOf(info) };
   }
   // Handover: the source stops (STOP). Until then the source owns the guest MAC, and a
   // frame with that MAC from the destination is MAC flapping. (QEMU announces before it
   // emits RESUME, so RESUME would be too late a line.)
   const stopped = src.qmp.events.slice(since).find((e) => e.event === 'STOP');
-  const handoverMs = stopped ? stopped.timestamp.seconds * 1000 + stopped.timestamp.microseconds / 1000 : final.receivedAt;
+  const handoverMs = stopped ? eventMs(stopped) : final.receivedAt;
   // Routed layout: management moves the host address to the destination's TAP now.
   if (topo.layout === 'routed' && !s.migration.local) {
     await topo.switchover();
     mark(run, 'host IP/MAC moved to destination TAP');
   }
-  if (contDelay !== undefined) {
-    await sleep(contDelay);
-    mark(run, 'cont');
-    await dst.qmp.execute('cont');
+  const lost = await startDestination(run, dst, contDelay);
+  if (lost) {
+    // As libvirt does when the destination fails to start: the source runs the guest again.
+    mark(run, `destination lost after completion (${lost}); source resumed with cont`);
+    await dst.kill('SIGKILL').catch(() => undefined);
+    await src.qmp.execute('cont');
+    const info = await src.qmp.execute('query-migrate');
+    return { status, info, dst, handoverMs, passes: passesOf(info), destinationLost: lost };
   }
+  // Read the figures only now: with the return path, downtime ends at VM_STARTED, which a
+  // destination started with -S sends after `cont`.
+  const info = await src.qmp.execute('query-migrate');
   await src.shutdown();
   run.vms = run.vms.filter((v) => v !== src);
-  return { status, info, dst, handoverMs, passes };
+  return { status, info, dst, handoverMs, passes: passesOf(info) };
 }
 
-/** Start a watcher per timed fault; resolves when every armed fault fired or can no longer fire. */
-function armFaults(run: Run, src: VmHandle, dst: VmHandle, dstTap: string, since: number): Promise<void> {
-  const timed = run.s.faults.filter(isTimedFault);
-  return Promise.all(timed.map(async (f: FaultStep) => {
+/** `cont` a -S destination after its delay, then wait until it runs. Returns why it did not. */
+async function startDestination(run: Run, dst: VmHandle, contDelay: number | undefined): Promise<string | undefined> {
+  const exited = dst.exited.then((x) => `destination exited (${x.signal ?? `code ${x.code}`})`);
+  try {
+    if (contDelay !== undefined) {
+      await Promise.race([sleep(contDelay), exited]);
+      mark(run, 'cont');
+      await dst.qmp.execute('cont');
+    }
+    const since = 0; // RESUME may already be recorded (a destination without -S)
+    const resumed = dst.qmp.waitEvent('RESUME', undefined, DST_START_TIMEOUT_MS, since).then(() => undefined);
+    return await Promise.race([resumed, exited]);
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** With pause-before-switchover: once faults aimed at pre-switchover fired, `migrate-continue`. */
+async function continueFromPreSwitchover(run: Run, src: VmHandle, since: number, faultsFired: Promise<void>): Promise<void> {
+  const ev = await src.qmp.waitEvent('MIGRATION', (d) => d.status === 'pre-switchover' || isFinal(d.status), MIGRATION_TIMEOUT_MS, since);
+  if (ev.data.status !== 'pre-switchover') return;
+  await faultsFired;
+  mark(run, 'migrate-continue');
+  await src.qmp.execute('migrate-continue', { state: 'pre-switchover' }).catch((e: Error) => mark(run, `migrate-continue refused: ${e.message}`));
+}
+
+interface ArmedFaults {
+  /** Every armed fault fired or found its phase gone. */
+  done: Promise<void>;
+  /** Resolves when the faults aimed at `phase` have fired (or cannot). */
+  firedAt(phase: string): Promise<void>;
+}
+
+/**
+ * A watcher per timed fault. A fault whose phase never comes (the migration ended first, or
+ * the phase needs a capability that is off) is reported: a timeline line and a failed check,
+ * so nobody reads the run as "survived" a fault that never hit.
+ */
+function armFaults(run: Run, src: VmHandle, dst: VmHandle, dstTap: string, since: number): ArmedFaults {
+  const timed = run.s.faults.filter(isTimedFault).map((f: FaultStep) => {
     const at = f.at ?? 'active';
     const want = at === 'after-completion' ? 'completed' : at;
-    try {
-      await src.qmp.waitEvent('MIGRATION', (d) => d.status === want || (want !== 'completed' && isFinal(d.status) && d.status !== want),
-        MIGRATION_TIMEOUT_MS, since);
-      const ev = src.qmp.events.slice(since).find((e) => e.event === 'MIGRATION' && (e.data as { status: string }).status === want);
-      if (!ev) return; // the migration ended before this phase: the fault has nothing to hit
-      await sleep(f.delayMs ?? 0);
-      const line = await fireFault(f, { topo: run.topo, src, dst, dstTap, guestIp: run.topo.guestIp, relay: run.relay });
-      mark(run, line);
-    } catch (e) {
-      mark(run, `fault ${f.kind} at ${at} could not fire: ${(e as Error).message}`);
-    }
-  })).then(() => undefined);
+    const fired = (async (): Promise<void> => {
+      try {
+        await src.qmp.waitEvent('MIGRATION', (d) => d.status === want || isFinal(d.status), MIGRATION_TIMEOUT_MS, since);
+        const hit = src.qmp.events.slice(since).some((e) => e.event === 'MIGRATION' && (e.data as { status: string }).status === want);
+        if (!hit) {
+          const end = [...src.qmp.events].reverse().find((e) => e.event === 'MIGRATION');
+          const why = `phase ${at} never came (migration went to ${(end?.data as { status?: string } | undefined)?.status ?? '?'} first)`;
+          mark(run, `fault ${f.kind} at ${at} did not fire: ${why}`);
+          run.unfired.push(`${f.kind} at ${at}: ${why}`);
+          return;
+        }
+        await sleep(f.delayMs ?? 0);
+        mark(run, await fireFault(f, { topo: run.topo, src, dst, dstTap, guestIp: run.topo.guestIp, relay: run.relay }));
+      } catch (e) {
+        mark(run, `fault ${f.kind} at ${at} could not fire: ${(e as Error).message}`);
+        run.unfired.push(`${f.kind} at ${at}: ${(e as Error).message}`);
+      }
+    })();
+    return { at, fired };
+  });
+  return {
+    done: Promise.all(timed.map((t) => t.fired)).then(() => undefined),
+    firedAt: (phase) => Promise.all(timed.filter((t) => t.at === phase).map((t) => t.fired)).then(() => undefined),
+  };
 }
 
 const isFinal = (st: MigrationStatus): boolean => st === 'completed' || st === 'failed' || st === 'cancelled';

@@ -76,9 +76,11 @@ ptest('netpass off: the same switchover loses the frames that reached the stoppe
 ptest('a full cache drops the newest frames and counts them', () => withNet(async (n) => {
   const { src } = await migrateUnderUdp(n, true, { 'netpass-max-packets': 20 });
   const mig = await src.qmp.ok<MigInfo>('query-migrate');
-  assert.is(mig.netpass!.cached, 20);
-  assert.ok(mig.netpass!.dropped > 0);
-  assert.is(mig.netpass!.forwarded, 20);
+  // The bound is on frames held at once: 20 fill it while the destination waits for `cont`,
+  // the rest of that window is dropped; after VM_STARTED draining makes room again.
+  assert.ok(mig.netpass!.cached >= 20, `cached ${mig.netpass!.cached}`);
+  assert.ok(mig.netpass!.dropped > 100, `dropped ${mig.netpass!.dropped}`);
+  assert.is(mig.netpass!.forwarded, mig.netpass!.cached);
 }));
 
 ptest('cancel after caching: the source resumes and its own guest gets the cached frames', () => withNet(async (n) => {

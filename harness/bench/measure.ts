@@ -86,12 +86,13 @@ export async function runScenarioTimes(s: Scenario, backend: VmBackend, n: numbe
 /** The run got as far as a verdict on its traffic (pass or fail), so its figures mean something. */
 export const ran = (r: ScenarioResult): boolean => r.verdict === 'pass' || r.verdict === 'fail';
 
-/** "9 pass, 1 fail" (verdicts in first-seen order), with the first error's or failure's reason. */
+/** "9 pass, 1 fail" (verdicts in first-seen order), with the reason of the first error, else failure, else unsupported. */
 export function verdicts(results: readonly ScenarioResult[]): string {
   const counts = new Map<string, number>();
   for (const r of results) counts.set(r.verdict, (counts.get(r.verdict) ?? 0) + 1);
   const text = [...counts].map(([v, n]) => `${n} ${v}`).join(', ');
-  const bad = results.find((r) => r.verdict === 'error') ?? results.find((r) => r.verdict === 'fail');
+  const bad = results.find((r) => r.verdict === 'error') ?? results.find((r) => r.verdict === 'fail')
+    ?? results.find((r) => r.verdict === 'unsupported');
   return bad ? `${text} (first ${bad.verdict}: ${(bad.reason ?? '').split('\n')[0]!.slice(0, 120)})` : text;
 }
 

@@ -14,7 +14,7 @@
 // over the whole transfer (migration.c migration_calculate_complete()), the engine reports
 // its last 100 ms bandwidth window; transferred / total-time is defined the same on both.
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationInfo } from '../../engine/qmp-protocol.js';
 import { ensureGuest, GUEST_READY_MARKER } from '../../fixtures/guest/recipe.js';
@@ -117,6 +117,7 @@ async function qemuSide(dir: string): Promise<Side> {
   } finally {
     await src.stop();
     await dst.stop();
+    rmSync(fill, { force: true }); // 512 MiB, on a tmpfs /tmp held in RAM until the bench ends
   }
 }
 

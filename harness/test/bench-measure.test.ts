@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseFloodSummary } from '../bench/engine-echo.js';
-import { engineVmArgv, mbPerS, median, percentile, round, verdicts } from '../bench/measure.js';
+import { engineVmArgv, mbPerS, median, percentile, ran, round, verdicts } from '../bench/measure.js';
 import type { ScenarioResult } from '../types.js';
 
 test('percentile is nearest-rank and does not reorder its input', () => {
@@ -41,6 +41,8 @@ test('verdicts counts verdicts and names the first failure', () => {
   assert.is(verdicts([r('pass'), r('fail', 'lost: expected <= 0, got 1'), r('fail', 'other')]),
     '1 pass, 2 fail (first fail: lost: expected <= 0, got 1)');
   assert.match(verdicts([r('fail', 'x'), r('error', 'boom\nstack')]), /^1 fail, 1 error \(first error: boom\)$/);
+  assert.is(verdicts([r('unsupported', 'lacks netpass')]), '1 unsupported (first unsupported: lacks netpass)');
+  assert.equal([r('pass'), r('fail'), r('error'), r('unsupported')].map(ran), [true, true, false, false]);
 });
 
 test('engineVmArgv starts a NIC-less engine VM with fill and incoming', () => {

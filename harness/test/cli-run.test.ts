@@ -109,7 +109,6 @@ if (privileged) {
   });
 
   test('SIGINT mid-run tears everything down: no netns, VM, tcpdump or run dir is left', async () => {
-    const before = new Set(netnsList());
     const child = spawn(process.execPath, [BIN, 'run', 'ping-pong-10'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
@@ -120,11 +119,13 @@ if (privileged) {
     child.kill('SIGINT');
     const code = await exited;
     assert.is(code, 130);
-    const left = netnsList().filter((n) => !before.has(n) && n.startsWith('so'));
-    assert.equal(left, []);
+    const runId = /run ([0-9a-f]{6})/.exec(err)?.[1];
+    assert.ok(runId, 'the run printed its id');
+    assert.equal(netnsList().filter((n) => n.includes(runId!)), [], 'no netns of the run is left');
+    assert.not.ok(existsSync(join(tmpdir(), `switchover-${runId}`)), 'the run dir is removed');
     const procs = spawnSync('pgrep', ['-af', 'switchover.js vm|tcpdump'], { encoding: 'utf8' }).stdout
       .split('\n').filter((l) => l && !l.includes('pgrep'));
-    assert.equal(procs.filter((l) => /so[0-9a-f]{6}/.test(l)), []);
+    assert.equal(procs.filter((l) => l.includes(runId!)), []);
   });
 }
 
