@@ -401,11 +401,18 @@ const isFinal = (st: MigrationStatus): boolean => st === 'completed' || st === '
 
 // ---- traffic -------------------------------------------------------------------------------
 
-interface TrafficRuns { ping?: PingRun; udp: UdpRun[] }
+interface TrafficRuns {
+  ping?: PingRun;
+  /** Senders end by themselves after their count (bounded by the stream's own duration limit). */
+  udpSenders: UdpRun[];
+  /** Receive-only streams (guest -> client) are stopped once the guest's stream is over. */
+  udpReceivers: UdpRun[];
+  endsAt: number;
+}
 
 async function startTraffic(run: Run, src: VmHandle): Promise<TrafficRuns> {
   const { s, topo } = run;
-  const out: TrafficRuns = { udp: [] };
+  const out: TrafficRuns = { udpSenders: [], udpReceivers: [], endsAt: Date.now() + s.traffic.durationMs };
   for (const f of s.traffic.flows) {
     if (f.kind === 'ping') {
       out.ping = startPing(topo, { dst: topo.guestIp, intervalMs: f.intervalMs, count: Math.max(1, Math.round(s.traffic.durationMs / f.intervalMs)) });
@@ -418,22 +425,27 @@ async function startTraffic(run: Run, src: VmHandle): Promise<TrafficRuns> {
       const u = startUdpStream(topo, { dst: topo.guestIp, port: f.port ?? 7, rate: f.rate, count, durationMs: s.traffic.durationMs + 5_000 });
       u.result.catch(() => undefined);
       await u.ready;
-      out.udp.push(u);
+      out.udpSenders.push(u);
     }
     if (f.direction === 'from-guest' || f.direction === 'both') {
       const u = startUdpStream(topo, { dst: topo.guestIp, port: 9, rate: 1, count: 0, durationMs: s.traffic.durationMs + 10_000, listenPort: GUEST_UDP_PORT, lingerMs: 0 });
       u.result.catch(() => undefined);
       await u.ready;
-      out.udp.push(u);
+      out.udpReceivers.push(u);
       await src.qmp.execute('x-guest-udp-send', { dst: topo.clientIp, port: GUEST_UDP_PORT, rate: f.rate, count });
     }
   }
   return out;
 }
 
+/** Let every flow run its full course: traffic after the switchover is part of the evidence. */
 async function finishTraffic(t: TrafficRuns): Promise<{ ping?: PingResult }> {
   const ping = t.ping ? await t.ping.result : undefined;
-  for (const u of t.udp) await u.stop();
+  for (const u of t.udpSenders) await u.result;
+  if (t.udpReceivers.length) {
+    await sleep(Math.max(0, t.endsAt + 1_000 - Date.now()));
+    for (const u of t.udpReceivers) await u.stop();
+  }
   return { ping };
 }
 
