@@ -13,22 +13,22 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderTable } from '../report-table.js';
 import { analyzerSection } from './analyzer.js';
-import { notAvailable, type BenchRow, type BenchSection } from './section.js';
+import { downtimeSection } from './downtime.js';
+import { engineEchoSection } from './engine-echo.js';
+import { migrationThroughputSection } from './migration-throughput.js';
+import { scaleSection } from './scale.js';
+import { scenarioWallSection } from './scenario-wall.js';
+import { type BenchRow, type BenchSection } from './section.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** A section of issue 9 whose module is not written yet: it says so in the table. */
-function planned(name: string, what: string): BenchSection {
-  return { name, what, run: async () => [notAvailable(name, what, `no bench module yet (harness/bench/${name}.ts)`)] };
-}
-
 export const SECTIONS: BenchSection[] = [
   analyzerSection,
-  planned('engine-echo', 'echo rate vs QEMU TCG guest'),
-  planned('migration-throughput', 'RAM migration MB/s vs QEMU'),
-  planned('scenario-wall', 'scenario wall time p50/max'),
-  planned('downtime', 'downtime, netpass on/off'),
-  planned('scale', 'cost vs guest size, pkt rate'),
+  engineEchoSection,
+  migrationThroughputSection,
+  scenarioWallSection,
+  downtimeSection,
+  scaleSection,
 ];
 
 export interface BenchReport {
