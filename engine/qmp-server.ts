@@ -24,6 +24,23 @@ export function qmpTimestamp(nowUs = Math.round((performance.timeOrigin + perfor
   return { seconds: Math.floor(nowUs / 1e6), microseconds: nowUs % 1e6 };
 }
 
+const MAX_NESTING = 1024;
+
+/** Deepest [ / { nesting outside strings; stops counting once past the limit. */
+function nestingDepth(line: string): number {
+  let depth = 0, max = 0, inString = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) { if (++depth > max) { max = depth; if (max > MAX_NESTING) return max; } }
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
 const GREETING: QmpGreeting = {
   QMP: { version: { qemu: { micro: 0, minor: 2, major: 7 }, package: 'switchover-engine' }, capabilities: ['oob'] },
 };
@@ -41,8 +58,16 @@ class QmpConnection {
     this.send(GREETING);
   }
 
+  /** Never throws: a reply that cannot be serialised becomes an error reply. */
   send(obj: unknown): void {
-    if (!this.sock.destroyed && this.sock.writable) this.sock.write(`${JSON.stringify(obj)}\r\n`);
+    if (this.sock.destroyed || !this.sock.writable) return;
+    let text: string;
+    try {
+      text = JSON.stringify(obj);
+    } catch (e) {
+      text = JSON.stringify({ error: { class: 'GenericError', desc: `cannot encode reply: ${(e as Error).message}` } });
+    }
+    this.sock.write(`${text}\r\n`);
   }
 
   close(): void { this.sock.destroy(); }
@@ -57,19 +82,29 @@ class QmpConnection {
       if (this.discarding) { this.discarding = false; this.pending = ''; continue; }
       const line = this.pending + piece;
       this.pending = '';
+      if (Buffer.byteLength(line) > MAX_LINE_BYTES) { this.tooLong(); continue; }
       this.onLine(line);
     }
     if (this.discarding) return;
     this.pending += chunk.slice(start);
-    if (this.pending.length > MAX_LINE_BYTES) {
+    if (Buffer.byteLength(this.pending) > MAX_LINE_BYTES) {
       this.pending = '';
       this.discarding = true;
-      this.send({ error: { class: 'GenericError', desc: `JSON parse error, request longer than ${MAX_LINE_BYTES} bytes` } });
+      this.tooLong();
     }
+  }
+
+  private tooLong(): void {
+    this.send({ error: { class: 'GenericError', desc: `JSON parse error, request longer than ${MAX_LINE_BYTES} bytes` } });
   }
 
   private onLine(line: string): void {
     if (line.trim() === '') return;
+    // QEMU's JSON streamer refuses nesting deeper than MAX_NESTING (qobject/json-streamer.c).
+    if (nestingDepth(line) > MAX_NESTING) {
+      this.send({ error: { class: 'GenericError', desc: 'JSON parse error, JSON nesting depth limit exceeded' } });
+      return;
+    }
     let req: unknown;
     try {
       req = JSON.parse(line);
@@ -78,7 +113,7 @@ class QmpConnection {
       return;
     }
     // Replies go out in request order even when a command completes asynchronously.
-    this.chain = this.chain.then(() => this.handle(req));
+    this.chain = this.chain.then(() => this.handle(req)).catch((e: Error) => this.send({ error: { class: 'GenericError', desc: e.message } }));
   }
 
   private async handle(req: unknown): Promise<void> {
