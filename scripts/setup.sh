@@ -17,18 +17,23 @@ for tool in "${!PKG[@]}"; do
     missing+=("${PKG[$tool]}")
   fi
 done
-if [ "${#missing[@]}" -gt 0 ]; then
+# The QEMU guest recipe (fixtures/guest) fetches Debian's kernel and busybox with
+# `apt-get download`, which needs package lists.
+have_lists() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
+if [ "${#missing[@]}" -gt 0 ] || ! have_lists; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" = 0 ]; then SUDO=(); elif sudo -n true 2>/dev/null; then SUDO=(sudo -n); else
-    echo "setup: missing Debian packages: $pkgs" >&2
-    echo "setup: not root and passwordless sudo is not available; install them with: sudo apt-get install -y $pkgs" >&2
+    echo "setup: missing Debian packages: ${pkgs:-none} (package lists present: $(have_lists && echo yes || echo no))" >&2
+    echo "setup: not root and passwordless sudo is not available; run: sudo apt-get update && sudo apt-get install -y $pkgs" >&2
     exit 2
   fi
-  echo "setup: installing Debian packages: $pkgs"
   export DEBIAN_FRONTEND=noninteractive
   "${SUDO[@]}" apt-get update -qq || { echo "setup: apt-get update failed; install by hand: apt-get install -y $pkgs" >&2; exit 2; }
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: $pkgs"
   # shellcheck disable=SC2086
-  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || {
+  "${SUDO[@]}" apt-get install -y -qq $pkgs >/dev/null || {
     echo "setup: apt-get install failed for: $pkgs" >&2; exit 2; }
 fi
 
