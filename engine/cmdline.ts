@@ -2,6 +2,7 @@
 // `key=value,...` groups). Parsing only: nothing is opened here. Errors carry QEMU's wording
 // (`-netdev tap,...: Parameter 'queues' expects a number`) so a harness reads them the same.
 import { parseRamSize } from './ram.js';
+import { TapOptionsError, validateTapOptions } from './tap-options.js';
 
 export interface TapNetdevConfig {
   id: string;
@@ -11,6 +12,8 @@ export interface TapNetdevConfig {
   vhost: boolean;
   /** Already-attached TAP fds inherited from the parent (`fd=N` or `fds=N:M`). */
   fds: number[];
+  /** `incoming-fds=on`: open nothing; the TAP fds arrive with the incoming local migration. */
+  incomingFds: boolean;
 }
 
 export interface NicConfig {
@@ -19,7 +22,7 @@ export interface NicConfig {
   netdev: string;
   /** Colon-separated MAC. */
   mac: string;
-  /** The device property of the local-migration series: hand the TAP fd over on local migration. */
+  /** The device property of the local-migration series (default on): hand the TAP fds over on local migration. */
   localMigration: boolean;
 }
 
@@ -116,6 +119,12 @@ class Opts {
     if (v === 'off' || v === 'no' || v === 'false') return false;
     throw this.err(`Parameter '${key}' expects 'on' or 'off'`);
   }
+  /** Every key not consumed yet, as a plain record (for validators that take the whole set). */
+  rest(): Record<string, string> {
+    const r = Object.fromEntries(this.map);
+    this.map.clear();
+    return r;
+  }
   /** Rejects keys no one consumed, as QemuOpts does. */
   done(): void {
     for (const k of this.map.keys()) throw this.err(`Invalid parameter '${k}'`);
@@ -130,31 +139,23 @@ function isIpv4(s: string): boolean {
 }
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
-function parseNetdev(text: string): TapNetdevConfig {
+/** `-netdev tap,...`, checked by engine/tap-options.ts once it is known whether the VM is incoming. */
+function parseNetdev(text: string, incoming: boolean): TapNetdevConfig {
   const o = new Opts('-netdev', text, true);
   if (o.implied !== 'tap') throw o.error(`Parameter 'type' expects a netdev backend type ('tap' is the one this engine has)`);
-  const id = o.required('id');
-  const ifname = o.str('ifname');
-  for (const k of ['script', 'downscript']) {
-    const v = o.str(k);
+  let t;
+  try {
+    t = validateTapOptions(o.rest(), { incoming });
+  } catch (e) {
+    if (e instanceof TapOptionsError) throw o.error(e.message);
+    throw e;
+  }
+  if (t.helper !== undefined) throw o.error('helper= is not supported: this engine runs no bridge helper');
+  for (const [k, v] of [['script', t.script], ['downscript', t.downscript]] as const) {
     if (v !== undefined && v !== 'no' && v !== '') throw o.error(`Parameter '${k}' must be 'no': this engine runs no network scripts`);
   }
-  const queuesOpt = o.num('queues', 1);
-  const vhost = o.bool('vhost') ?? false;
-  const fdText = o.str('fd');
-  const fdsText = o.str('fds');
-  o.done();
-  const fds: number[] = [];
-  for (const part of [fdText, fdsText].filter((x): x is string => x !== undefined).flatMap((s) => s.split(':'))) {
-    if (!/^\d+$/.test(part)) throw o.error(`Parameter 'fd' expects a file descriptor number`);
-    fds.push(Number(part));
-  }
-  if (fds.length && ifname) throw o.error(`ifname= and fd=/fds= are mutually exclusive`);
-  if (!fds.length && !ifname) throw o.error(`Parameter 'ifname' is missing (or pass fd=)`);
-  if (fds.length && queuesOpt !== undefined && queuesOpt !== fds.length) {
-    throw o.error(`queues=${queuesOpt} does not match the ${fds.length} fd(s) given`);
-  }
-  return { id, ...(ifname ? { ifname } : {}), queues: fds.length || queuesOpt || 1, vhost, fds };
+  if (!t.fds.length && !t.ifname && !t.incomingFds) throw o.error(`Parameter 'ifname' is missing (or pass fd=, fds= or incoming-fds=on)`);
+  return { id: t.id, ...(t.ifname ? { ifname: t.ifname } : {}), queues: t.queues, vhost: t.vhost, fds: t.fds, incomingFds: t.incomingFds };
 }
 
 function parseDevice(text: string): NicConfig {
@@ -164,7 +165,7 @@ function parseDevice(text: string): NicConfig {
   const mac = o.str('mac') ?? DEFAULT_MAC;
   if (!MAC.test(mac)) throw o.error(`Property 'virtio-net-pci.mac' doesn't take value '${mac}'`);
   const id = o.str('id') ?? netdev;
-  const localMigration = o.bool('local-migration') ?? false;
+  const localMigration = o.bool('local-migration') ?? true;
   o.done();
   return { id, netdev, mac: mac.toLowerCase(), localMigration };
 }
@@ -216,6 +217,7 @@ export function parseCmdline(argv: string[]): VmConfig {
   const cfg: VmConfig = {
     memBytes: 128 * 2 ** 20, startPaused: false, netdevs: [], nics: [], guest: { prefix: 24, dirtyRate: 0, fill: 0 }, qmp: [],
   };
+  const netdevTexts: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
     const flag = opt.replace(/^--/, '-');
@@ -241,13 +243,18 @@ export function parseCmdline(argv: string[]): VmConfig {
         try { cfg.memBytes = parseRamSize(size ?? ''); } catch (e) { throw new CmdlineError(`-m ${text}: ${(e as Error).message}`); }
         break;
       }
-      case '-netdev': cfg.netdevs.push(parseNetdev(value())); break;
+      case '-netdev': netdevTexts.push(value()); break;
       case '-device': cfg.nics.push(parseDevice(value())); break;
       case '-guest': cfg.guest = parseGuest(value()); break;
       case '-qmp': cfg.qmp.push(parseQmp(value())); break;
       case '-incoming': cfg.incoming = checkIncoming(value()); break;
       default: throw new CmdlineError(`${opt}: invalid option`);
     }
+  }
+  for (const text of netdevTexts) cfg.netdevs.push(parseNetdev(text, cfg.incoming !== undefined));
+  const waiting = cfg.netdevs.find((n) => n.incomingFds);
+  if (waiting && cfg.incoming && cfg.incoming !== 'defer' && !cfg.incoming.startsWith('unix:')) {
+    throw new CmdlineError(`-incoming ${cfg.incoming}: netdev '${waiting.id}' waits for TAP fds (incoming-fds=on), which only a unix: migration channel can carry`);
   }
   const ids = new Set<string>();
   for (const n of cfg.netdevs) {

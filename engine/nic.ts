@@ -7,7 +7,8 @@
 // - rxHook: while set, received frames go to the hook instead of the guest. Netpass sets it on
 //   the source after stop (and calls startRx()) to cache what arrives during switchover.
 // - queues are TapQueue objects that can be built from an existing fd, so a destination can
-//   take over TAP fds received over SCM_RIGHTS (local migration).
+//   take over TAP fds received over SCM_RIGHTS (local migration: a netdev with
+//   incoming-fds=on starts without queues and adopts the fds; the NIC then reads them).
 import type { NicConfig, TapNetdevConfig } from './cmdline.js';
 import type { GuestNet } from './guest-net.js';
 import { TapQueue, type FrameHandler } from './tap.js';
@@ -15,10 +16,14 @@ import { TapQueue, type FrameHandler } from './tap.js';
 export class TapNetdev {
   private constructor(readonly config: TapNetdevConfig, readonly queues: TapQueue[]) {}
 
-  /** Opens the TAP by name (queues>1: IFF_MULTI_QUEUE, one fd per queue) or wraps the given fds. */
+  /**
+   * Opens the TAP by name (queues>1: IFF_MULTI_QUEUE, one fd per queue) or wraps the given
+   * fds; with incoming-fds=on opens nothing until adopt().
+   */
   static open(config: TapNetdevConfig): TapNetdev {
     const queues: TapQueue[] = [];
     try {
+      if (config.incomingFds) return new TapNetdev(config, queues);
       if (config.fds.length) for (const fd of config.fds) queues.push(new TapQueue(fd));
       else for (let i = 0; i < config.queues; i++) queues.push(TapQueue.open(config.ifname!, config.queues > 1));
     } catch (e) {
@@ -26,6 +31,13 @@ export class TapNetdev {
       throw new Error(`-netdev tap,id=${config.id}: could not configure /dev/net/tun (${config.ifname ?? `fds ${config.fds.join(':')}`}): ${(e as Error).message}`, { cause: e });
     }
     return new TapNetdev(config, queues);
+  }
+
+  /** Takes over TAP fds received from the source of a local migration, queue 0 first. */
+  adopt(fds: number[]): TapQueue[] {
+    if (this.queues.length) throw new Error(`netdev '${this.config.id}' already has its TAP queues`);
+    for (const fd of fds) this.queues.push(new TapQueue(fd));
+    return this.queues;
   }
 
   close(): void {
@@ -36,7 +48,7 @@ export class TapNetdev {
 export class Nic {
   readonly mac: string;
   private guest: GuestNet | null = null;
-  private txQueue: TapQueue;
+  private txQueue: TapQueue | null;
   private rx = false;
   /** While set, received frames go here instead of the guest (netpass on a stopped source). */
   rxHook: FrameHandler | null = null;
@@ -46,16 +58,24 @@ export class Nic {
 
   constructor(readonly config: NicConfig, readonly netdev: TapNetdev) {
     this.mac = config.mac;
-    this.txQueue = netdev.queues[0]!;
-    for (const q of netdev.queues) {
-      q.start((buf, len) => {
-        this.txQueue = q;
-        this.rxFrames++;
-        if (this.rxHook) this.rxHook(buf, len);
-        else if (this.guest) this.guest.receive(buf, len);
-      });
-      q.pause();
-    }
+    this.txQueue = netdev.queues[0] ?? null;
+    for (const q of netdev.queues) this.wire(q);
+  }
+
+  private wire(q: TapQueue): void {
+    q.start((buf, len) => {
+      this.txQueue = q;
+      this.rxFrames++;
+      if (this.rxHook) this.rxHook(buf, len);
+      else if (this.guest) this.guest.receive(buf, len);
+    });
+    if (!this.rx) q.pause();
+  }
+
+  /** The netdev adopted TAP fds (local migration): read them like the others. */
+  adoptQueues(fds: number[]): void {
+    for (const q of this.netdev.adopt(fds)) this.wire(q);
+    this.txQueue = this.netdev.queues[0] ?? null;
   }
 
   attachGuest(guest: GuestNet): void { this.guest = guest; }
@@ -77,7 +97,7 @@ export class Nic {
   /** Sends one frame to the host side. */
   readonly transmit = (buf: Buffer, len: number): void => {
     this.txFrames++;
-    this.txQueue.write(buf, len);
+    this.txQueue?.write(buf, len);
   };
 
   /** Frames the kernel refused on write (all queues). */

@@ -41,7 +41,7 @@ test('parameters have QEMU defaults and are validated', async () => {
   const p = await q.ok<Record<string, number>>('query-migrate-parameters');
   assert.equal(p, {
     'downtime-limit': 300, 'max-bandwidth': 134217728, 'announce-initial': 50, 'announce-max': 550, 'announce-rounds': 5,
-    'announce-step': 100, 'netpass-max-packets': 8192, 'netpass-max-bytes': 4194304,
+    'announce-step': 100, 'netpass-max-packets': 8192, 'netpass-max-bytes': 4194304, local: false,
   });
   await q.ok('migrate-set-parameters', { 'downtime-limit': 100, 'max-bandwidth': 0 });
   assert.is((await q.ok<Record<string, number>>('query-migrate-parameters'))['downtime-limit'], 100);
