@@ -37,7 +37,8 @@ export function engineArgs(spec: VmSpec): string[] {
   for (const [what, v] of [['runDir', spec.runDir], ['mac', spec.mac], ['ip', spec.ip], ['gw', spec.gw ?? ''], ['incoming', spec.incoming ?? '']] as const) {
     if (v.includes(',')) throw new Error(`VM ${spec.name}: ${what} ${JSON.stringify(v)} contains a comma, which QEMU-style options cannot take`);
   }
-  const netdev = [`tap`, `id=n0`, `ifname=${spec.tap.ifname}`, `script=no`, `downscript=no`];
+  // incoming-fds: the TAP arrives from the migration stream; naming one is an error (issue 5).
+  const netdev = ['tap', 'id=n0', ...(spec.tap.incomingFds ? [] : [`ifname=${spec.tap.ifname}`]), 'script=no', 'downscript=no'];
   if (spec.tap.queues > 1) netdev.push(`queues=${spec.tap.queues}`);
   if (spec.tap.vhost) netdev.push('vhost=on');
   if (spec.tap.incomingFds) netdev.push('incoming-fds=on');
@@ -140,8 +141,9 @@ async function probeEngine(): Promise<BackendFeatures> {
         parameters: Object.keys(params),
         // Local migration is the `local` parameter plus tap incoming-fds.
         incomingFds: 'local' in params,
-        // vhost=on is accepted and means nothing to a userspace NIC; the engine path is the same.
-        vhost: true,
+        // The engine accepts vhost=on on its command line but does not emulate vhost-net (no
+        // in-kernel datapath), so scenarios that need vhost are unsupported here (issue 5).
+        vhost: false,
         // x-guest-udp-send is part of the engine's QMP schema (engine/qmp-protocol.ts).
         guestUdpSend: true,
       };

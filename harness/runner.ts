@@ -284,12 +284,24 @@ async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: number)
   const faults = armFaults(run, src, dst, dstTap, since);
   const continued = s.migration.capabilities.includes('pause-before-switchover')
     ? continueFromPreSwitchover(run, src, since, faults.firedAt('pre-switchover')) : Promise.resolve();
+  // Routed layout: management moves the host address to the destination's TAP at switchover,
+  // when the source stops. Frames sent after that wait in the destination TAP's queue until
+  // the destination reads them; the destination's first replies find the host address there.
+  let switched: Promise<boolean> = Promise.resolve(false);
+  if (topo.layout === 'routed' && !s.migration.local) {
+    switched = src.qmp.waitEvent('STOP', undefined, MIGRATION_TIMEOUT_MS, since).then(async () => {
+      await topo.switchover();
+      mark(run, 'host IP/MAC moved to destination TAP');
+      return true;
+    }, () => false);
+  }
   if (hop === 1) run.t0 = nowMs();
   mark(run, hop > 1 ? `migrate (hop ${hop})` : 'migrate');
   await src.qmp.execute('migrate', { uri });
 
   const final = await src.qmp.waitEvent('MIGRATION', (d) => isFinal(d.status), MIGRATION_TIMEOUT_MS, since);
   const status = final.data.status;
+  const moved = status === 'completed' ? await switched : await Promise.race([switched, sleep(0).then(() => false)]);
   await continued;
   await faults.done;
   await run.relay?.close();
@@ -297,6 +309,10 @@ async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: number)
   const passesOf = (info: MigrationInfo): number =>
     src.qmp.events.slice(since).filter((e) => e.event === 'MIGRATION_PASS').length || info.ram?.['dirty-sync-count'] || 0;
   if (status !== 'completed') {
+    if (moved) {
+      await topo.switchover();
+      mark(run, 'host IP/MAC moved back to the source TAP');
+    }
     const info = await src.qmp.execute('query-migrate');
     mark(run, `migration ${status}; source resumes`);
     await dst.kill('SIGKILL').catch(() => undefined);
@@ -307,16 +323,12 @@ async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: number)
   // emits RESUME, so RESUME would be too late a line.)
   const stopped = src.qmp.events.slice(since).find((e) => e.event === 'STOP');
   const handoverMs = stopped ? eventMs(stopped) : final.receivedAt;
-  // Routed layout: management moves the host address to the destination's TAP now.
-  if (topo.layout === 'routed' && !s.migration.local) {
-    await topo.switchover();
-    mark(run, 'host IP/MAC moved to destination TAP');
-  }
   const lost = await startDestination(run, dst, contDelay);
   if (lost) {
     // As libvirt does when the destination fails to start: the source runs the guest again.
     mark(run, `destination lost after completion (${lost}); source resumed with cont`);
     await dst.kill('SIGKILL').catch(() => undefined);
+    if (moved) await topo.switchover();
     await src.qmp.execute('cont');
     const info = await src.qmp.execute('query-migrate');
     return { status, info, dst, handoverMs, passes: passesOf(info), destinationLost: lost };

@@ -181,7 +181,11 @@ class NetTopology implements Topology {
       client.push(`addr add ${BRIDGE_CLIENT_IP}/24 dev ${n.vethClient}`);
     } else {
       host.push(
+        // Both TAPs carry the host MAC from the start (two L2 segments, no clash): the
+        // destination's first frames, sent before switchover() moves the address, are then
+        // addressed to this host already and get routed instead of dropped as other-host.
         `link set dev ${n.tap0} address ${ROUTED_HOST_MAC}`,
+        `link set dev ${n.tap1} address ${ROUTED_HOST_MAC}`,
         `addr add ${ROUTED_HOST_IP}/24 dev ${n.tap0}`,
         `addr add ${ROUTED_HOST_VETH_IP}/24 dev ${n.vethHost}`,
       );
@@ -214,13 +218,16 @@ class NetTopology implements Topology {
     if (this.layout !== 'routed') return; // the bridge relearns the MAC by itself
     const n = this.names;
     const from = this.activeTap, to = from === n.tap0 ? n.tap1 : n.tap0;
-    // Same steps and order as switch_network_to_tap2() in QEMU's test_tap_migration.py.
+    // The steps of switch_network_to_tap2() in QEMU's test_tap_migration.py (MAC and address
+    // onto the new TAP), but make-before-break: QEMU's test takes both TAPs down first, an
+    // outage of the management step itself that would hide what migration costs. A TAP
+    // allows a live MAC change (IFF_LIVE_ADDR_CHANGE); while both carry the address the old
+    // prefix route stays first, and deleting it from the old TAP hands the route over.
     await ipBatch(n.hostNs, [
-      `link set ${to} down`, `link set ${from} down`,
-      `addr del ${ROUTED_HOST_IP}/24 dev ${from}`,
       `link set dev ${to} address ${ROUTED_HOST_MAC}`,
       `addr add ${ROUTED_HOST_IP}/24 dev ${to}`,
       `link set ${to} up`,
+      `addr del ${ROUTED_HOST_IP}/24 dev ${from}`,
     ]);
     this.activeTap = to;
   }

@@ -27,7 +27,7 @@ test('engineArgs builds the QEMU-shaped command line', () => {
   };
   assert.equal(engineArgs(s), [
     '-name', 'dst', '-m', '256M',
-    '-netdev', 'tap,id=n0,ifname=soabcdeft1,script=no,downscript=no,queues=4,vhost=on,incoming-fds=on',
+    '-netdev', 'tap,id=n0,script=no,downscript=no,queues=4,vhost=on,incoming-fds=on',
     '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,local-migration=off',
     '-guest', 'ip=192.168.100.2/24,gw=192.168.100.1,dirty-rate=20000',
     '-qmp', 'unix:/tmp/switchover-abcdef/dst.qmp,server=on,wait=off',

@@ -54,7 +54,10 @@ test('netpass scenarios expect no loss; their baselines differ only in netpass a
       assert.ok(!off.migration.capabilities.includes('netpass'));
       assert.is(effectiveExpectations(on, 'engine').lost, 0);
       assert.ok((effectiveExpectations(off, 'engine').minLost ?? 0) >= 1, `${off.name} must expect loss on the engine`);
-      assert.ok((effectiveExpectations(off, 'qemu').minLost ?? 0) >= 1, `${off.name} must expect loss on qemu`);
+      // QEMU 7.2 loses a handful at 1 ms, sometimes none: a baseline there reports its loss
+      // under a bound, and never claims zero loss.
+      const q = effectiveExpectations(off, 'qemu');
+      assert.ok((q.minLost ?? 0) >= 1 || (q.lost ?? 0) > 0, `${off.name} must not expect zero loss on qemu`);
       const strip = (s: Scenario) => ({ ...s, name: '', description: '', expect: {}, migration: { ...s.migration, capabilities: [] } });
       assert.equal(strip(on), strip(off), `${on.name} and ${off.name} run with the same settings`);
       assert.is(on.topology.layout, layout);
