@@ -175,6 +175,8 @@ export class MigrationSource {
     if (netpass) this.startNetpass();
     if (this.mig.cap('pause-before-switchover')) {
       this.setStatus('pre-switchover');
+      // As QEMU's migration_maybe_pause: only migrate-continue or cancel end the wait; a
+      // channel that failed meanwhile fails the next write, in `device`.
       const go = await new Promise<boolean>((resolve) => { this.unpause = resolve; });
       this.unpause = null;
       if (!go) throw new Cancelled();
@@ -280,7 +282,10 @@ export class MigrationSource {
 
   /** Races `p` against a channel failure, a return-path FAIL or cancel. */
   private waitChannel<T>(p: Promise<T>): Promise<T> {
-    if (this.rpFailure) return Promise.reject(this.rpFailure);
+    if (this.rpFailure) {
+      p.catch(() => undefined); // `p` may reject too (a send on the closed channel): not unhandled
+      return Promise.reject(this.rpFailure);
+    }
     return new Promise<T>((resolve, reject) => {
       const onFail = (e: Error): void => reject(e);
       this.failureWaiters.push(onFail);
