@@ -20,8 +20,10 @@
 //   last packet: the capture stopped before the answer could arrive; not switchover loss.
 // - lost = unanswered and not in flight. One-way streams: a seq missing between the lowest
 //   and highest seq seen (loss after the last delivered datagram is invisible there).
-// - outage window = from the send time of the first affected (lost or delayed) packet to
-//   the latest of: each delayed packet's reply, each lost packet's successor's send time.
+// - outage window = each affected packet spans from its send time to its reply (delayed)
+//   or to its successor's send time (lost); spans closer than max(5 ms, 2 x the send
+//   interval) join into one window, and the outage is the longest window: the switchover,
+//   not a stray late reply a second away.
 //   One-way streams place a lost seq by interpolating the arrivals of its neighbours.
 // - reordered = a first arrival whose seq is below the highest seq already delivered;
 //   duplicates = extra copies of an already delivered reply.
@@ -406,8 +408,18 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
   const inFlightSeqs: number[] = [];
   let received = 0;
   let maxAdded = 0;
-  let outStart = Infinity;
-  let outEnd = -Infinity;
+  // Affected packets come in send order; each opens or extends a window. Windows closer
+  // than `merge` join; the outage is the longest window, so one stray late reply far from
+  // the switchover does not stretch it over the whole run.
+  const merge = Math.max(5_000, 2 * medianInterval(when));
+  let curStart = Infinity, curEnd = -Infinity;
+  let outStart = Infinity, outEnd = -Infinity;
+  const affect = (start: number, end: number): void => {
+    if (start <= curEnd + merge) { curEnd = Math.max(curEnd, end); return; }
+    if (curEnd - curStart > outEnd - outStart) { outStart = curStart; outEnd = curEnd; }
+    curStart = start;
+    curEnd = end;
+  };
   const inFlightFrom = o.endMicros - o.inFlightWindowMs * 1000;
   const seqOf = (i: number): number => i + t.base;
   for (let k = 0; k < seqs.length; k++) {
@@ -427,8 +439,7 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
         if (added > threshold) {
           state = 'delayed';
           delayedSeqs.push(seqOf(i));
-          outStart = Math.min(outStart, sentAt);
-          outEnd = Math.max(outEnd, t.repT[i]!);
+          affect(sentAt, t.repT[i]!);
         }
       }
     } else if (!oneWay && sentAt >= inFlightFrom) {
@@ -437,14 +448,13 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
     } else {
       state = 'lost';
       lostSeqs.push(seqOf(i));
-      outStart = Math.min(outStart, sentAt);
       // A lost packet's slot lasts until the next packet was sent.
-      const next = k + 1 < seqs.length ? when[k + 1]! : sentAt + medianInterval(when);
-      outEnd = Math.max(outEnd, next);
+      affect(sentAt, k + 1 < seqs.length ? when[k + 1]! : sentAt + medianInterval(when));
     }
     if (marks) marks.push(rttMs === undefined ? { seq: seqOf(i), t: sentMs, state } : { seq: seqOf(i), t: sentMs, rttMs, state });
   }
 
+  if (curEnd - curStart > outEnd - outStart) { outStart = curStart; outEnd = curEnd; }
   const affected = outEnd >= outStart;
   const result: PcapFlow = {
     kind: f.kind,

@@ -108,6 +108,43 @@ if (privileged) {
     }
   });
 
+  test('gating: --shard, --repeat and --baseline; a regression against the baseline exits 1', () => {
+    // A baseline saved from the real run above, then doctored to claim baseline-bridge-ping
+    // lost nothing: the same scenario now "regresses" (it loses packets by design).
+    const saved = join(out, 'baseline.json');
+    const s = cli(['baseline', 'save', saved, '--from', join(out, 'results.json')]);
+    assert.is(s.code, 0, s.stderr);
+    const base = JSON.parse(readFileSync(saved, 'utf8')) as { entries: Array<{ scenario: string; lost: number }> };
+    for (const e of base.entries) if (e.scenario === 'baseline-bridge-ping') e.lost = 0;
+    writeFileSync(saved, JSON.stringify(base));
+    const r = cli(['run', 'baseline-bridge-ping', '--repeat', '2', '--baseline', saved]);
+    assert.is(r.code, 1, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /baseline-bridge-ping/);
+    assert.match(r.stdout, /2 runs, \d+ passed \(\d+%\)/, 'repeat statistics are printed');
+    assert.match(r.stdout, /loss|lost/i, 'the regression names the loss');
+    // --shard 2/21 of the whole catalogue is exactly one scenario, always the same one.
+    const list = cli(['list']).stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]!).sort();
+    const shard = cli(['run', '--shard', `2/${list.length}`, '--json', join(out, 'shard.json'), '--set', 'traffic.durationMs=600']);
+    const names = (JSON.parse(readFileSync(join(out, 'shard.json'), 'utf8')) as JsonReport).results.map((x) => x.scenario);
+    assert.equal(names, [list[1]], shard.stderr);
+  });
+
+  test('the QEMU backend: a real guest migrates under ping; netpass and local are unsupported on 7.2, naming what is missing', () => {
+    const json = join(out, 'qemu.json');
+    const r = cli(['run', 'baseline-bridge-ping', 'netpass-bridge-ping', 'local-ping', '--backend', 'qemu', '--json', json]);
+    assert.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const results = (JSON.parse(readFileSync(json, 'utf8')) as JsonReport).results;
+    const [base, np, local] = ['baseline-bridge-ping', 'netpass-bridge-ping', 'local-ping'].map((n) => results.find((x) => x.scenario === n)!);
+    assert.is(base!.verdict, 'pass', base!.reason);
+    assert.is(base!.migration.status, 'completed');
+    assert.ok(base!.accelerator === 'tcg' || base!.accelerator === 'kvm');
+    assert.ok(base!.traffic[0]!.sent > 100 && base!.traffic[0]!.received > 100, 'the pcap holds the real guest\'s echo replies');
+    assert.is(np!.verdict, 'unsupported');
+    assert.match(np!.reason!, /netpass/);
+    assert.is(local!.verdict, 'unsupported');
+    assert.match(local!.reason!, /local|incoming-fds|UDP/);
+  });
+
   test('SIGINT mid-run tears everything down: no netns, VM, tcpdump or run dir is left', async () => {
     const child = spawn(process.execPath, [BIN, 'run', 'ping-pong-10'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
