@@ -44,6 +44,9 @@ function vmCommands(vm: Vm, quit: () => void): Map<string, CommandDef> {
   return t;
 }
 
+/** How long `quit` waits for a completed source to finish passing netpass frames. */
+const NETPASS_QUIT_WAIT_MS = 1_500;
+
 /** Runs the VM until quit; resolves with the exit status when the process should exit. */
 export async function runVm(cfg: VmConfig): Promise<number> {
   const servers: QmpServer[] = [];
@@ -57,6 +60,9 @@ export async function runVm(cfg: VmConfig): Promise<number> {
   const quit = (reason: string | null): void => {
     if (quitting) return;
     quitting = true;
+    void (mig.source?.finishNetpass(NETPASS_QUIT_WAIT_MS) ?? Promise.resolve()).then(() => close(reason));
+  };
+  const close = (reason: string | null): void => {
     if (reason) emit('SHUTDOWN', { guest: false, reason });
     mig.source?.cancel();
     mig.incoming?.close();

@@ -16,6 +16,7 @@ import type { Vm } from './vm.js';
 const WINDOW_MS = 100;
 /** Bytes encoded before handing them to the channel. */
 const CHUNK_BYTES = 1024 * 1024;
+const YIELD_EVERY_MS = 2;
 /**
  * After VM_STARTED the source keeps forwarding until its TAP has been quiet this long: frames
  * the bridge sent before the destination's announce moved the MAC may still sit in the kernel
@@ -79,6 +80,9 @@ export class MigrationSource {
   /** Frames received after the stop, with the netpass capability. */
   private netpass: NetpassCache | null = null;
   private netpassSending = false;
+  /** Resolves when netpass forwarding ended (end marker sent, or it failed). */
+  private netpassEnded: Promise<void> = Promise.resolve();
+  private endNetpass: () => void = () => undefined;
   private netpassLastFrame = 0;
   private fdsReadyWaiter: ((count: number) => void) | null = null;
 
@@ -234,7 +238,15 @@ export class MigrationSource {
     // Under a bandwidth limit, writes of a tenth of a second's allowance keep the rate smooth.
     const limit = this.mig.params['max-bandwidth'];
     const chunk = limited && limit > 0 ? Math.max(64 * 1024, Math.min(CHUNK_BYTES, limit / 10)) : CHUNK_BYTES;
+    let lastYield = performance.now();
     for (let i = 0; i < pages.length; i++) {
+      // QEMU copies RAM on its own migration thread while the vCPUs and the NIC run; here
+      // they share one event loop, so hand it back every few ms: otherwise the TAP queue
+      // (txqueuelen 500, 50 ms at 10k packets/s) overflows during precopy.
+      if ((i & 255) === 0 && performance.now() - lastYield > YIELD_EVERY_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+      }
       const p = pages[i]!;
       if (ram.isZero(p)) { this.enc.zeroPage(p); this.duplicate++; }
       else { this.enc.page(p, ram.read(p)); this.normal++; }
@@ -326,6 +338,7 @@ export class MigrationSource {
     if (!nic) return;
     const cache = new NetpassCache({ maxPackets: this.mig.params['netpass-max-packets'], maxBytes: this.mig.params['netpass-max-bytes'] });
     this.netpass = cache;
+    this.netpassEnded = new Promise<void>((resolve) => { this.endNetpass = resolve; });
     nic.rxHook = (buf, len) => {
       this.netpassLastFrame = performance.now();
       cache.push(buf.subarray(0, len), Date.now());
@@ -362,7 +375,21 @@ export class MigrationSource {
     } catch (e) {
       this.stopNetpassRx();
       process.stderr.write(`switchover-vm: netpass: forwarding to the destination failed after ${sent} frame(s): ${(e as Error).message}\n`);
+    } finally {
+      this.endNetpass();
     }
+  }
+
+  /**
+   * `quit` on a completed source: the frames cached at switchover are still being passed to
+   * the destination (they follow VM_STARTED), so let that finish first, bounded; quitting at
+   * once would lose them, which is what netpass is for.
+   */
+  async finishNetpass(maxMs: number): Promise<void> {
+    if (this.status !== 'completed' || !this.netpass) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.netpassEnded, new Promise<void>((r) => { timer = setTimeout(r, maxMs); })]);
+    clearTimeout(timer);
   }
 
   private stopNetpassRx(): void {

@@ -23,6 +23,13 @@ import { checkExpectations, verdictOf } from './verdict.js';
 export const GUEST_MAC = '52:54:00:12:34:56';
 const GUEST_UDP_PORT = 5009;
 const MIGRATION_TIMEOUT_MS = 120_000;
+/** Traffic goes on this long after the last hop, so the switchover is never at its edge. */
+const TRAFFIC_TAIL_MS = 500;
+/** Unanswered requests this close to the end of the capture are in flight, not lost: our
+ * generators stop on a signal, and a reply here takes well under a millisecond. */
+const IN_FLIGHT_WINDOW_MS = 300;
+/** Upper bound on one flow's run time: traffic is stopped by the runner long before. */
+const TRAFFIC_BOUND_MS = MIGRATION_TIMEOUT_MS + 60_000;
 const BOOT_TIMEOUT_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -154,7 +161,7 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
   }
 
   phase('finishing traffic');
-  const flowsDone = await finishTraffic(traffic);
+  const flowsDone = await finishTraffic(traffic, Date.now() + TRAFFIC_TAIL_MS);
   for (const c of run.captures.splice(0)) await c.stop();
   const fdbMoves = run.fdb ? run.fdb.moves(GUEST_MAC) : [];
   await run.fdb?.stop();
@@ -163,7 +170,7 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
 
   phase('analyzing');
   const t0Micros = run.t0 * 1000;
-  const client = await analyzePcap(pcaps.client, { t0Micros, iface: topo.clientIface });
+  const client = await analyzePcap(pcaps.client, { t0Micros, iface: topo.clientIface, inFlightWindowMs: IN_FLIGHT_WINDOW_MS });
   const targetTap = s.migration.local ? topo.tap0 : topo.tap1;
   const target = await analyzePcap(targetTap === topo.tap0 ? pcaps.tap0 : pcaps.tap1, {
     t0Micros, iface: targetTap, guestMac: GUEST_MAC,
@@ -415,47 +422,59 @@ const isFinal = (st: MigrationStatus): boolean => st === 'completed' || st === '
 
 interface TrafficRuns {
   ping?: PingRun;
-  /** Senders end by themselves after their count (bounded by the stream's own duration limit). */
+  /** Client -> guest streams; stopped by the runner like ping. */
   udpSenders: UdpRun[];
-  /** Receive-only streams (guest -> client) are stopped once the guest's stream is over. */
+  /** Receive-only streams (guest -> client), stopped once the guest's stream is over. */
   udpReceivers: UdpRun[];
-  endsAt: number;
+  /** traffic.durationMs after the start: the least the traffic lasts. */
+  minEnd: number;
+  /** When the guest's own stream (x-guest-udp-send, a fixed count) is over. */
+  guestStreamEnd: number;
 }
 
+/**
+ * Flows run for at least traffic.durationMs and until TRAFFIC_TAIL_MS after the last hop,
+ * whichever is later, so a slow backend's switchover still lands inside the traffic. They
+ * are bounded in count and time (TRAFFIC_BOUND_MS) and stopped by the runner.
+ */
 async function startTraffic(run: Run, src: VmHandle): Promise<TrafficRuns> {
   const { s, topo } = run;
-  const out: TrafficRuns = { udpSenders: [], udpReceivers: [], endsAt: Date.now() + s.traffic.durationMs };
+  const started = Date.now();
+  const out: TrafficRuns = { udpSenders: [], udpReceivers: [], minEnd: started + s.traffic.durationMs, guestStreamEnd: started };
+  const boundMs = s.traffic.durationMs + TRAFFIC_BOUND_MS;
   for (const f of s.traffic.flows) {
     if (f.kind === 'ping') {
-      out.ping = startPing(topo, { dst: topo.guestIp, intervalMs: f.intervalMs, count: Math.max(1, Math.round(s.traffic.durationMs / f.intervalMs)) });
+      out.ping = startPing(topo, { dst: topo.guestIp, intervalMs: f.intervalMs, count: Math.ceil(boundMs / f.intervalMs) });
       // Awaited in finishTraffic; until then a failure must not be an unhandled rejection.
       out.ping.result.catch(() => undefined);
       continue;
     }
-    const count = Math.max(1, Math.round((f.rate * s.traffic.durationMs) / 1000));
     if (f.direction === 'to-guest' || f.direction === 'both') {
-      const u = startUdpStream(topo, { dst: topo.guestIp, port: f.port ?? 7, rate: f.rate, count, durationMs: s.traffic.durationMs + 5_000 });
+      const u = startUdpStream(topo, { dst: topo.guestIp, port: f.port ?? 7, rate: f.rate, count: Math.ceil((f.rate * boundMs) / 1000), durationMs: boundMs });
       u.result.catch(() => undefined);
       await u.ready;
       out.udpSenders.push(u);
     }
     if (f.direction === 'from-guest' || f.direction === 'both') {
-      const u = startUdpStream(topo, { dst: topo.guestIp, port: 9, rate: 1, count: 0, durationMs: s.traffic.durationMs + 10_000, listenPort: GUEST_UDP_PORT, lingerMs: 0 });
+      const u = startUdpStream(topo, { dst: topo.guestIp, port: 9, rate: 1, count: 0, durationMs: boundMs, listenPort: GUEST_UDP_PORT, lingerMs: 0 });
       u.result.catch(() => undefined);
       await u.ready;
       out.udpReceivers.push(u);
+      const count = Math.max(1, Math.round((f.rate * s.traffic.durationMs) / 1000));
       await src.qmp.execute('x-guest-udp-send', { dst: topo.clientIp, port: GUEST_UDP_PORT, rate: f.rate, count });
+      out.guestStreamEnd = Math.max(out.guestStreamEnd, Date.now() + s.traffic.durationMs);
     }
   }
   return out;
 }
 
-/** Let every flow run its full course: traffic after the switchover is part of the evidence. */
-async function finishTraffic(t: TrafficRuns): Promise<{ ping?: PingResult }> {
-  const ping = t.ping ? await t.ping.result : undefined;
-  for (const u of t.udpSenders) await u.result;
+/** Stop every flow at max(durationMs, `tailEnd`); the guest's stream ends by its count. */
+async function finishTraffic(t: TrafficRuns, tailEnd: number): Promise<{ ping?: PingResult }> {
+  await sleep(Math.max(0, Math.max(t.minEnd, tailEnd) - Date.now()));
+  const ping = t.ping ? await t.ping.stop() : undefined;
+  for (const u of t.udpSenders) await u.stop();
   if (t.udpReceivers.length) {
-    await sleep(Math.max(0, t.endsAt + 1_000 - Date.now()));
+    await sleep(Math.max(0, t.guestStreamEnd + 1_000 - Date.now()));
     for (const u of t.udpReceivers) await u.stop();
   }
   return { ping };
