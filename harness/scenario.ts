@@ -9,7 +9,8 @@
 //   migration  capabilities events + return-path (events give the harness its timeline;
 //              the return path carries VM_STARTED, which ends the measured downtime and
 //              which netpass needs), no parameters (the backend's defaults), not local
-//   traffic    one ping flow at 1 ms, 2000 ms long, migrate 500 ms after it starts
+//   traffic    one ping flow at 1 ms, at least 600 ms long, migrate 200 ms after it starts
+//              (the runner keeps traffic going until 500 ms after the last hop)
 //   flows      ping 1 ms; udp 10,000 packets/s into the guest
 //   faults     none; expect: migration completes, nothing else checked
 import type { MigrationCapabilityName, MigrationParameters } from '../engine/qmp-protocol.js';
@@ -44,7 +45,7 @@ const DEFAULTS = {
   topology: { layout: 'bridge', queues: 1, vhost: false },
   guest: { memMB: 256, dirtyRate: 2000 },
   migration: { capabilities: ['events', 'return-path'], parameters: {}, local: false },
-  traffic: { flows: [{ kind: 'ping', intervalMs: 1 }], durationMs: 2000, migrateAfterMs: 500 },
+  traffic: { flows: [{ kind: 'ping', intervalMs: 1 }], durationMs: 600, migrateAfterMs: 200 },
   faults: [],
   expect: {},
 } satisfies Omit<Scenario, 'name' | 'description' | 'traffic'> & { traffic: object };

@@ -55,7 +55,9 @@ export interface Scenario {
     hops?: number;
     transport?: 'unix' | 'tcp';
   };
-  traffic: { flows: TrafficSpec[]; durationMs: number; /** migrate this long after traffic starts */ migrateAfterMs: number };
+  /** durationMs: the least the traffic lasts; the runner keeps it going until shortly after
+   * the last hop. migrateAfterMs: migrate this long after traffic starts. */
+  traffic: { flows: TrafficSpec[]; durationMs: number; migrateAfterMs: number };
   faults: FaultStep[];
   expect: Expectations;
   /** Per-backend overrides of expectations where behaviour differs. */

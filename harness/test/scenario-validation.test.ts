@@ -115,8 +115,8 @@ test('defineScenario fills the documented defaults and keeps what the file state
   assert.equal(s.guest, { memMB: 256, dirtyRate: 2000 });
   assert.equal(s.migration, { capabilities: ['events', 'return-path'], parameters: {}, local: false });
   assert.equal(s.traffic.flows, [{ kind: 'udp', rate: 10_000, direction: 'to-guest' }, { kind: 'ping', intervalMs: 2 }]);
-  assert.is(s.traffic.durationMs, 2000);
-  assert.is(s.traffic.migrateAfterMs, 500);
+  assert.is(s.traffic.durationMs, 600);
+  assert.is(s.traffic.migrateAfterMs, 200);
   assert.equal(s.faults, []);
   assert.equal(validateScenario(s, 'x'), s, 'a defined scenario validates to itself');
 });
