@@ -225,7 +225,7 @@ const LEGEND = `<svg class="legend" viewBox="0 0 860 26" width="860" height="26"
 <rect class="downtime" x="534" y="3" width="14" height="20"/><text x="554" y="17">downtime</text>
 <path class="announce" d="M624,6l5,8h-10z"/><text x="636" y="17">announce frame</text>
 <circle class="fdb" cx="744" cy="13" r="4"/><text x="754" y="17">bridge FDB move</text></svg>
-<p>A thin red bar under a flow's marks is its outage window: from the first affected packet to the last one's recovery.</p>`;
+<p>A thin red bar under a flow's marks is its outage window: the longest run of affected (lost or delayed) packets, from the first one's send to the last one's recovery.</p>`;
 
 const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1160px;padding:16px;color:#222}
 h1{margin:0 0 4px}h2{margin:0 0 8px;font-size:20px}h2 small{font-weight:normal;color:#666;font-size:13px}
