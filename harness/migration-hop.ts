@@ -55,12 +55,14 @@ export async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: 
   const faults = armFaults(run, src, dst, dstTap, since);
   const continued = s.migration.capabilities.includes('pause-before-switchover')
     ? continueFromPreSwitchover(run, src, since, faults.firedAt('pre-switchover')) : Promise.resolve();
-  // Routed layout: management moves the host address to the destination's TAP at switchover,
-  // when the source stops. Frames sent after that wait in the destination TAP's queue until
-  // the destination reads them; the destination's first replies find the host address there.
+  // Routed layout: management moves the host address to the destination's TAP once the
+  // migration completed, as switch_network_to_tap2() does in QEMU's test_tap_migration.py
+  // (make-before-break here, see Topology.switchover). Until then frames still go to the
+  // source's TAP: lost with the source, or cached and passed on with netpass. The
+  // destination's earlier replies already reach the host (both TAPs carry its MAC).
   let switched: Promise<boolean> = Promise.resolve(false);
   if (topo.layout === 'routed' && !s.migration.local) {
-    switched = src.qmp.waitEvent('STOP', undefined, MIGRATION_TIMEOUT_MS, since).then(async () => {
+    switched = src.qmp.waitEvent('MIGRATION', (d) => d.status === 'completed', MIGRATION_TIMEOUT_MS, since).then(async () => {
       await topo.switchover();
       run.mark('host IP/MAC moved to destination TAP');
       return true;

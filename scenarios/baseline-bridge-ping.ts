@@ -5,6 +5,9 @@ export default defineScenario({
   name: 'baseline-bridge-ping',
   description: 'netpass off, bridge layout: 1 ms ping loses the frames that reach the paused source',
   topology: { layout: 'bridge' },
+  // A guest dirtying 20,000 pages/s makes stop-and-copy last ~15 ms: a switchover window
+  // that 1 ms ping always hits (iputils backs off while replies are missing).
+  guest: { dirtyRate: 20_000 },
   traffic: { flows: [{ kind: 'ping', intervalMs: 1 }] },
   expect: { minLost: 1 },
   // Real QEMU 7.2 loses only the frames that reach the stopped source during stop-and-copy
