@@ -16,12 +16,11 @@
 import { closeSync } from 'node:fs';
 import type net from 'node:net';
 import koffi from 'koffi';
+import { errnoText, libc } from './libc.js';
 
-const libc = koffi.load('libc.so.6');
 const cSendmsg = libc.func('intptr_t sendmsg(int fd, void *msg, int flags)');
 const cRecvmsg = libc.func('intptr_t recvmsg(int fd, void *msg, int flags)');
 const cFcntl = libc.func('int fcntl(int fd, int cmd, int arg)');
-const cStrerror = libc.func('const char *strerror(int errnum)');
 
 // x86_64 Linux ABI (bits/socket.h, asm-generic/socket.h, asm-generic/fcntl.h).
 const SOL_SOCKET = 1;
@@ -61,7 +60,6 @@ export class FdPassingError extends Error {
   }
 }
 
-const errnoText = (e: number): string => `${cStrerror(e) as string} (errno ${e})`;
 
 export interface WaitOptions {
   /** Give up after this long when the socket keeps returning EAGAIN. Default 5000 ms. */

@@ -1,26 +1,27 @@
 // The few libc calls Node does not expose, through koffi: opening /dev/net/tun and the
-// TUNSETIFF ioctl that attaches the fd to a TAP interface. Everything else (read, write,
-// close) goes through Node's own fs/libuv on the returned fd.
+// TUNSETIFF ioctl that attaches the fd to a TAP interface (fd-passing.ts adds sendmsg and
+// recvmsg on the same library). Everything else (read, write, close) goes through Node's
+// own fs/libuv on the returned fd.
 import koffi from 'koffi';
 
-const libc = koffi.load('libc.so.6');
+export const libc = koffi.load('libc.so.6');
 const cOpen = libc.func('int open(const char *path, int flags, ...)');
 const cIoctl = libc.func('int ioctl(int fd, unsigned long request, ...)');
-const cErrno = libc.func('int *__errno_location(void)');
 const cStrerror = libc.func('const char *strerror(int errnum)');
 
 export const O_RDWR = 0o2;
 export const O_CLOEXEC = 0o2000000;
 
-/** The errno of the last failed libc call on this thread. */
-function errno(): number {
-  return koffi.decode(cErrno(), 'int') as number;
-}
+/** The errno of the last failed libc call, as koffi saved it right after the call. */
+const errno = (): number => koffi.errno();
+
+/** strerror(3) text with the number, for error messages. */
+export const errnoText = (e: number): string => `${cStrerror(e) as string} (errno ${e})`;
 
 /** An Error carrying the errno name and message of the failed call, like Node's fs errors. */
 export class LibcError extends Error {
   constructor(readonly call: string, readonly errno: number, what: string) {
-    super(`${call} failed for ${what}: ${cStrerror(errno) as string} (errno ${errno})`);
+    super(`${call} failed for ${what}: ${errnoText(errno)}`);
     this.name = 'LibcError';
   }
 }

@@ -25,6 +25,7 @@
 //   qemuArgv(spec, { binary, accel, guest, passTapFds? }) -> string[]   the command line, without netns
 //   nicProperties(spec) -> the virtio-net-pci properties, typed for device_add
 //   unsupportedFor(features, { capabilities?, local?, vhost?, udpTraffic? }, program?) -> reason | undefined
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
@@ -371,8 +372,4 @@ function readText(path: string): string {
 function tail(text: string, lines = 15): string {
   const t = text.trimEnd();
   return t ? t.split('\n').slice(-lines).join('\n') + '\n' : '';
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

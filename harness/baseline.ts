@@ -13,6 +13,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { InputError, describeGot, isPlainObject } from './schema.js';
 import type { BackendName, ScenarioResult, Verdict } from './types.js';
+import { median } from './stats.js';
 
 export interface BaselineEntry {
   scenario: string;
@@ -50,12 +51,6 @@ export interface BaselineComparison {
 }
 
 const key = (scenario: string, backend: string) => `${scenario} [${backend}]`;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** One entry per scenario and backend; repeated results summarised by their median. */
 export function summarize(results: readonly ScenarioResult[]): BaselineEntry[] {

@@ -1,6 +1,7 @@
 // Fault steps, run by the runner at a migration phase. Each acts on real things: a VM process
 // (SIGKILL), the migration socket (a relay that is cut), QMP (migrate_cancel), the
 // destination TAP (nftables in the host netns, link down).
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChannelRelay } from './channel-relay.js';
 import type { Topology } from './topology.js';
 import type { FaultStep, VmHandle } from './types.js';
@@ -18,8 +19,6 @@ export interface FaultTargets {
 export function isTimedFault(f: FaultStep): boolean {
   return f.kind === 'kill-destination' || f.kind === 'cut-channel' || f.kind === 'cancel' || f.kind === 'pause-destination-tap';
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Run one timed fault now; returns a line for the timeline. */
 export async function fireFault(f: FaultStep, t: FaultTargets): Promise<string> {

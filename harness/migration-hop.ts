@@ -3,12 +3,13 @@
 // migrate; fire the scenario's faults at their phase; at switchover move the host address
 // (routed layout); then `cont` the destination and wait until it runs, or, if it never does,
 // resume the source as libvirt does.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { MigrationInfo, MigrationStatus } from '../engine/qmp-protocol.js';
 import { startRelay } from './channel-relay.js';
 import { dropAnnounce, fireFault, isTimedFault } from './faults.js';
 import { nowMs, type QmpClient } from './qmp-client.js';
-import { eventMs, MIGRATION_TIMEOUT_MS, sleep, type Run } from './run-state.js';
+import { eventMs, MIGRATION_TIMEOUT_MS, type Run } from './run-state.js';
 import { contDelayMs } from './scenario.js';
 import type { FaultStep, Scenario, VmHandle } from './types.js';
 

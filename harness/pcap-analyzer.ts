@@ -38,6 +38,7 @@ import type { AnnounceFrame, FlowResult } from './types.js';
 import {
   ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_RARP, formatMac, readPcap, type PcapPacket,
 } from './pcap-reader.js';
+import { median } from './stats.js';
 
 export interface AnalyzeOptions {
   /** Epoch µs that becomes t = 0 (the `migrate` command time); default the first packet. */
@@ -507,13 +508,6 @@ export function combineAnalyses(list: PcapAnalysis[]): PcapAnalysis {
     flappingFrames: list.flatMap((a) => a.flappingFrames).sort((x, y) => x.t - y.t).slice(0, 10),
     unsequencedUdpFlows: list.reduce((s, a) => s + a.unsequencedUdpFlows, 0),
   };
-}
-
-function median(v: number[]): number {
-  if (v.length === 0) return NaN;
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function medianInterval(when: Float64Array): number {

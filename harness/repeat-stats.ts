@@ -3,6 +3,7 @@
 // (one value per run and flow), so "fails 1 run in 20" and "usually 2 ms, sometimes 200 ms"
 // become visible.
 import type { BackendName, ScenarioResult, Verdict } from './types.js';
+import { percentile } from './stats.js';
 
 export interface GapBucket { fromMs: number; toMs: number; count: number }
 
@@ -23,13 +24,6 @@ export interface RepeatStats {
 
 /** Bucket edges in ms: roughly 1-2-5 steps, as latency histograms usually are. */
 export const GAP_EDGES_MS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
-
-/** Nearest-rank percentile (p in 0..100) of the values; 0 for none. */
-export function percentile(values: readonly number[], p: number): number {
-  if (!values.length) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 export function gapHistogram(gapsMs: readonly number[]): GapBucket[] {
   const buckets = GAP_EDGES_MS.map((from, i) => ({ fromMs: from, toMs: GAP_EDGES_MS[i + 1] ?? Infinity, count: 0 }));

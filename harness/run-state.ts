@@ -10,7 +10,6 @@ import type { Scenario, TimelineEvent, VmBackend, VmHandle, VmSpec } from './typ
 
 export const GUEST_MAC = '52:54:00:12:34:56';
 export const MIGRATION_TIMEOUT_MS = 120_000;
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface RunOptions {
   backend: VmBackend;

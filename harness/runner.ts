@@ -2,13 +2,14 @@
 // source, start captures and traffic, migrate (migration-hop.ts, with the scenario's faults),
 // stop traffic (traffic-plan.ts), read the pcaps, judge. The topology is always torn down
 // and verified clean.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationInfo, MigrationStatus } from '../engine/qmp-protocol.js';
 import { startCapture } from './capture.js';
 import { migrateOnce } from './migration-hop.js';
 import { analyzePcap } from './pcap-analyzer.js';
-import { GUEST_MAC, Run, sleep, type RunOptions } from './run-state.js';
+import { GUEST_MAC, Run, type RunOptions } from './run-state.js';
 import { effectiveExpectations, unsupportedReason } from './scenario.js';
 import { createTopology } from './topology.js';
 import { crossCheckPing, finishTraffic, startTraffic } from './traffic-plan.js';

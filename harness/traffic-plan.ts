@@ -1,7 +1,8 @@
 // The scenario's traffic during a run: 1 ms ping and sequenced UDP from the client netns,
 // and the engine guest's own UDP stream back to the client. Flows are bounded in count and
 // time and stopped by the runner; ping's own view is cross-checked against the pcap.
-import { MIGRATION_TIMEOUT_MS, sleep, type Run } from './run-state.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MIGRATION_TIMEOUT_MS, type Run } from './run-state.js';
 import { startPing, type PingResult, type PingRun } from './traffic-ping.js';
 import { startUdpStream, type UdpRun } from './traffic-udp.js';
 import type { ScenarioResult, VmHandle } from './types.js';

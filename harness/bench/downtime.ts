@@ -9,7 +9,8 @@ import { engineBackend } from '../backend-engine.js';
 import { findScenarios } from '../catalogue.js';
 import { applyOverrides } from '../scenario.js';
 import type { ScenarioResult } from '../types.js';
-import { median, networkUnavailable, ran, runScenarioTimes, verdicts } from './measure.js';
+import { networkUnavailable, ran, runScenarioTimes, verdicts } from './measure.js';
+import { median } from '../stats.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'downtime';

@@ -11,7 +11,8 @@ import { qemuBackend } from '../backend-qemu.js';
 import { GUEST_MAC } from '../runner.js';
 import { withTopology, type Topology } from '../topology.js';
 import type { VmBackend, VmHandle } from '../types.js';
-import { hasTool, networkUnavailable, round, sleep } from './measure.js';
+import { hasTool, networkUnavailable, round } from './measure.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 import type { UdpEchoReport } from './udp-echo-child.js';
 

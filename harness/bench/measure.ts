@@ -3,7 +3,7 @@
 // RAM-only measurements: migration throughput and cost against guest size.
 //
 // API
-//   percentile(values, p), median(values), round(v, digits?)
+//   round(v, digits?)
 //   mbPerS(bytes, ms)                  decimal MB/s, as QEMU's ram.mbps counts (1e6)
 //   peakRssKb(pid)                     VmHWM from /proc/PID/status, undefined once gone
 //   hasTool(name)                      on PATH (or /usr/sbin, /sbin)
@@ -14,6 +14,7 @@
 //   engineVmArgv(root, spec) -> argv   `node bin/switchover.js vm ...` with -guest fill=
 //   startProcessVm(argv, { name, dir, qmpPath }) -> ProcessVm   spawn, connect QMP
 //   migrateLocally(src, dst, socketPath, opts) -> MigrationInfo   over a UNIX socket
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,18 +25,6 @@ import { signalProcess, whichTool } from '../exec.js';
 import { QmpClient } from '../qmp-client.js';
 import { runScenario, type RunOptions } from '../runner.js';
 import type { Scenario, ScenarioResult, VmBackend, VmExit } from '../types.js';
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Nearest-rank percentile (p in 0..100); NaN for no values. */
-export function percentile(values: readonly number[], p: number): number {
-  if (!values.length) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1]!;
-}
-
-export const median = (values: readonly number[]): number => percentile(values, 50);
 
 export function round(v: number, digits = 1): number {
   const f = 10 ** digits;

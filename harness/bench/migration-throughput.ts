@@ -13,13 +13,14 @@
 // and transferred / total-time. Note the definitions differ: QEMU computes mbps at completion
 // over the whole transfer (migration.c migration_calculate_complete()), the engine reports
 // its last 100 ms bandwidth window; transferred / total-time is defined the same on both.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationInfo } from '../../engine/qmp-protocol.js';
 import { ensureGuest, GUEST_READY_MARKER } from '../../fixtures/guest/recipe.js';
 import {
-  engineVmArgv, hasTool, mbPerS, migrateLocally, round, sleep, startProcessVm, type ProcessVm,
+  engineVmArgv, hasTool, mbPerS, migrateLocally, round, startProcessVm, type ProcessVm,
 } from './measure.js';
 import { type BenchContext, type BenchRow, type BenchSection } from './section.js';
 

@@ -17,8 +17,9 @@ import { readPcap } from '../pcap-reader.js';
 import { applyOverrides } from '../scenario.js';
 import type { AnalyzeChildReport } from './analyze-child.js';
 import {
-  engineVmArgv, median, migrateLocally, networkUnavailable, peakRssKb, ran, round, runScenarioTimes, startProcessVm, verdicts, waitIncomingDone, type ProcessVm,
+  engineVmArgv, migrateLocally, networkUnavailable, peakRssKb, ran, round, runScenarioTimes, startProcessVm, verdicts, waitIncomingDone, type ProcessVm,
 } from './measure.js';
+import { median } from '../stats.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'scale';

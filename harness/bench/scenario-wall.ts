@@ -14,7 +14,8 @@ import { qemuBackend } from '../backend-qemu.js';
 import { findScenarios } from '../catalogue.js';
 import { applyOverrides } from '../scenario.js';
 import { createTopology } from '../topology.js';
-import { hasTool, median, networkUnavailable, percentile, ran, round, runScenarioTimes, verdicts, type TimedRun } from './measure.js';
+import { hasTool, networkUnavailable, ran, round, runScenarioTimes, verdicts, type TimedRun } from './measure.js';
+import { median, percentile } from '../stats.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'scenario-wall';

@@ -3,19 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseFloodSummary } from '../bench/engine-echo.js';
-import { engineVmArgv, mbPerS, median, percentile, ran, round, verdicts } from '../bench/measure.js';
+import { engineVmArgv, mbPerS, ran, round, verdicts } from '../bench/measure.js';
 import type { ScenarioResult } from '../types.js';
-
-test('percentile is nearest-rank and does not reorder its input', () => {
-  const v = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
-  assert.is(percentile(v, 50), 5);
-  assert.is(percentile(v, 90), 9);
-  assert.is(percentile(v, 100), 10);
-  assert.is(percentile(v, 0), 1);
-  assert.equal(v, [5, 1, 4, 2, 3, 10, 9, 8, 7, 6]);
-  assert.is(median([3, 1, 2]), 2);
-  assert.ok(Number.isNaN(percentile([], 50)));
-});
 
 test('mbPerS is decimal MB per second; round keeps the digits asked', () => {
   assert.is(mbPerS(500e6, 1000), 500);

@@ -1,16 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatRepeatStats, gapHistogram, percentile, repeatStats, repeatStatsByScenario } from '../repeat-stats.js';
+import { formatRepeatStats, gapHistogram, repeatStats, repeatStatsByScenario } from '../repeat-stats.js';
 import { fakeResult } from './fake-result.js';
-
-test('percentile is nearest-rank', () => {
-  const v = [5, 1, 4, 2, 3, 6, 7, 8, 9, 10];
-  assert.is(percentile(v, 50), 5);
-  assert.is(percentile(v, 95), 10);
-  assert.is(percentile(v, 0), 1);
-  assert.is(percentile([], 50), 0);
-  assert.is(percentile([42], 95), 42);
-});
 
 test('pass rate, outage percentiles and losses over repeated runs', () => {
   const runs = [
