@@ -12,6 +12,12 @@ import type { MigrationInfo, MigrationStatus } from './qmp-protocol.js';
 import { ReturnPathWriter } from './return-path.js';
 import type { Vm } from './vm.js';
 
+/** Longest run of netpass injection before the event loop reads the TAP queues again. */
+const INJECT_SLICE_MS = 1;
+/** Queued sections at which the channel stops reading (backpressure on the source), and resumes. */
+const QUEUE_HIGH = 4096;
+const QUEUE_LOW = 1024;
+
 export class MigrationDestination {
   status: MigrationStatus = 'none';
   private listener: IncomingListener | null = null;
@@ -26,6 +32,15 @@ export class MigrationDestination {
   private shutSent = false;
   private decoder: StreamDecoder | null = null;
   private announcer: Announcer | null = null;
+  /**
+   * Sections waiting for their turn once netpass frames arrive: injection runs in slices
+   * between TAP reads, as QEMU's net queue delivers, and what follows a frame in the stream
+   * waits behind it, so order holds.
+   */
+  private queue: StreamSection[] = [];
+  private queueHead = 0;
+  private injecting = false;
+  private channelPaused = false;
 
   constructor(private readonly mig: Migration) {}
 
@@ -61,7 +76,10 @@ export class MigrationDestination {
     ch.onData((chunk) => {
       if (this.status === 'failed') return;
       try {
-        for (const s of this.decoder!.push(chunk)) this.section(s);
+        for (const s of this.decoder!.push(chunk)) {
+          if (this.queue.length > this.queueHead || s.type === 'netpass-frame') this.enqueue(s);
+          else this.section(s);
+        }
       } catch (e) {
         this.fail(e as Error);
       }
@@ -109,6 +127,43 @@ export class MigrationDestination {
     if (this.decoder!.done) this.maybeShut();
   }
 
+  private enqueue(s: StreamSection): void {
+    this.queue.push(s);
+    if (!this.channelPaused && this.queue.length - this.queueHead >= QUEUE_HIGH) {
+      this.channelPaused = true;
+      this.channel!.socket.pause();
+    }
+    if (!this.injecting) {
+      this.injecting = true;
+      setImmediate(() => this.injectSlice());
+    }
+  }
+
+  /** Handles queued sections for at most INJECT_SLICE_MS, then yields to the event loop. */
+  private injectSlice(): void {
+    const start = performance.now();
+    try {
+      let n = 0;
+      while (this.queueHead < this.queue.length && this.status !== 'failed') {
+        const s = this.queue[this.queueHead]!;
+        this.queue[this.queueHead++] = undefined as unknown as StreamSection;
+        this.section(s);
+        if ((++n & 15) === 0 && performance.now() - start >= INJECT_SLICE_MS) break;
+      }
+    } catch (e) {
+      this.fail(e as Error);
+    }
+    const left = this.queue.length - this.queueHead;
+    if (left === 0) { this.queue = []; this.queueHead = 0; }
+    else if (this.queueHead > 4096) { this.queue = this.queue.slice(this.queueHead); this.queueHead = 0; }
+    if (this.channelPaused && left <= QUEUE_LOW) {
+      this.channelPaused = false;
+      this.channel!.socket.resume();
+    }
+    if (left > 0 && this.status !== 'failed') setImmediate(() => this.injectSlice());
+    else this.injecting = false;
+  }
+
   /**
    * The decoder has stopped after the tap-local section: stop the socket reader (a read(2)
    * would swallow the fds), ask for the fds, receive one per byte, adopt them, read on.
@@ -152,6 +207,9 @@ export class MigrationDestination {
     this.loaded = true;
     this.endTime = performance.now();
     this.setStatus('completed');
+    // QEMU's process_incoming_migration_bh starts the announce timer before it decides whether
+    // to autostart: a -S destination's rounds wait in the net queue and leave together at `cont`.
+    this.announcer = this.mig.announce(this.mig.announceParams());
     if (this.vm.autostart) {
       this.vm.start();
     } else {
@@ -159,16 +217,15 @@ export class MigrationDestination {
     }
   }
 
-  /** The guest runs: VM_STARTED, announce. */
+  /** The guest runs: VM_STARTED (the announce began at completion, see finishLoad). */
   private guestRuns(): void {
     this.guestStarted = true;
     this.rp?.send({ type: 'vm-started' });
-    this.announcer = this.mig.announce(this.mig.announceParams());
     this.maybeShut();
   }
 
   private maybeShut(): void {
-    if (this.shutSent || !this.guestStarted || !this.decoder?.done) return;
+    if (this.shutSent || !this.guestStarted || !this.decoder?.done || this.queueHead < this.queue.length) return;
     this.shutSent = true;
     this.rp?.send({ type: 'shut', status: 0 });
     this.channel?.socket.end();

@@ -16,7 +16,13 @@ import type { Vm } from './vm.js';
 const WINDOW_MS = 100;
 /** Bytes encoded before handing them to the channel. */
 const CHUNK_BYTES = 1024 * 1024;
-const YIELD_EVERY_MS = 2;
+/**
+ * Longest run of RAM encoding or netpass forwarding before the event loop gets a turn. QEMU
+ * copies RAM on its own migration thread while the vCPUs and the NIC run; here they share one
+ * event loop, and a TAP queue (txqueuelen 1000 here: 50 ms at 20,000 frames/s, read it with
+ * `ip link`) overflows if the NIC is not read for long.
+ */
+const SLICE_MS = 1;
 /**
  * After VM_STARTED the source keeps forwarding until its TAP has been quiet this long: frames
  * the bridge sent before the destination's announce moved the MAC may still sit in the kernel
@@ -27,6 +33,9 @@ const NETPASS_QUIET_MS = 50;
 const NETPASS_MAX_TAIL_MS = 1000;
 /** Ping id of the section the source sends after the device state: its PONG means "all state received". */
 const FINAL_PING_ID = 0xffffffff;
+
+/** One event-loop turn: pending I/O (the TAP queues, QMP) runs before the caller goes on. */
+const yieldToLoop = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
 
 class Cancelled extends Error {
   constructor() { super('migration cancelled'); this.name = 'Cancelled'; }
@@ -240,11 +249,8 @@ export class MigrationSource {
     const chunk = limited && limit > 0 ? Math.max(64 * 1024, Math.min(CHUNK_BYTES, limit / 10)) : CHUNK_BYTES;
     let lastYield = performance.now();
     for (let i = 0; i < pages.length; i++) {
-      // QEMU copies RAM on its own migration thread while the vCPUs and the NIC run; here
-      // they share one event loop, so hand it back every few ms: otherwise the TAP queue
-      // (txqueuelen 500, 50 ms at 10k packets/s) overflows during precopy.
-      if ((i & 255) === 0 && performance.now() - lastYield > YIELD_EVERY_MS) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
+      if ((i & 63) === 0 && performance.now() - lastYield > SLICE_MS) {
+        await yieldToLoop();
         lastYield = performance.now();
       }
       const p = pages[i]!;
@@ -358,14 +364,18 @@ export class MigrationSource {
     const started = performance.now();
     try {
       for (;;) {
+        // One slice: encode for at most SLICE_MS, hand it to the channel (which waits while
+        // the socket is full), then let the event loop read the TAP queues before the next.
+        const sliceStart = performance.now();
         for (const f of cache.drain()) {
           this.enc.netpassFrame(f.tMs, f.frame);
           sent++;
-          if (this.enc.pending >= CHUNK_BYTES) await this.waitChannel(this.channel!.send(this.enc.flush()));
+          if ((sent & 31) === 0 && performance.now() - sliceStart >= SLICE_MS) break;
         }
         if (this.enc.pending) await this.waitChannel(this.channel!.send(this.enc.flush()));
+        if (cache.held > 0) { await yieldToLoop(); continue; }
         const now = performance.now();
-        if (cache.held === 0 && (now - Math.max(this.netpassLastFrame, started) >= NETPASS_QUIET_MS || now - started >= NETPASS_MAX_TAIL_MS)) break;
+        if (now - Math.max(this.netpassLastFrame, started) >= NETPASS_QUIET_MS || now - started >= NETPASS_MAX_TAIL_MS) break;
         await this.waitChannel(new Promise<void>((r) => setTimeout(r, 5)));
       }
       // Nothing is awaited between the last look at the cache and the end marker.

@@ -6,10 +6,11 @@
 //   (STOP, run state finish-migrate), [pre-switchover -> device with pause-before-switchover],
 //   the last dirty pages, device state, EOF -> completed (run state postmigrate).
 //   Any failure or cancel restarts the guest if migration had stopped it (migrate_fd_cleanup).
-// - destination: none (listening) -> active (connected) -> completed, then the guest starts
-//   (or stays paused with -S until `cont`), sends VM_STARTED on the return path and announces
-//   itself (RARP rounds, then the guest's gratuitous ARP). A stream it cannot load makes it
-//   print the reason and exit 1, as QEMU's process_incoming_migration_co does.
+// - destination: none (listening) -> active (connected) -> completed; the announce timer
+//   starts (RARP rounds, then the guest's gratuitous ARP), then the guest starts (or stays
+//   paused with -S until `cont`: the rounds due meanwhile wait in the NIC's queue and leave at
+//   `cont`, as in QEMU) and sends VM_STARTED on the return path. A stream it cannot load makes
+//   it print the reason and exit 1, as QEMU's process_incoming_migration_co does.
 //
 // Downtime: with the return path, from the source's stop to the destination's VM_STARTED (the
 // netpass series' RP_VM_STARTED), so a `-S` destination that waits for `cont` counts in full.
@@ -44,6 +45,7 @@ import type {
   MigrationCapabilityName, MigrationCapabilityStatus, MigrationInfo, MigrationParameters, MigrationStatus,
 } from './qmp-protocol.js';
 import { QmpError } from './qmp-server.js';
+import { StallMonitor } from './stall-monitor.js';
 import type { Vm } from './vm.js';
 
 // Only what the engine implements is advertised, so a harness probing the capability and
@@ -75,6 +77,8 @@ export class Migration {
   params: MigrationParams = { ...DEFAULT_PARAMETERS };
   source: MigrationSource | null = null;
   incoming: MigrationDestination | null = null;
+  /** Event-loop stalls of the current (or last) migration, by phase. */
+  private stalls: StallMonitor | null = null;
 
   constructor(readonly vm: Vm, readonly emit: Emit, readonly exit: (code: number) => void) {}
 
@@ -82,7 +86,14 @@ export class Migration {
 
   /** MIGRATION event, only with the `events` capability (migrate_set_state). */
   statusEvent(status: MigrationStatus): void {
+    this.stalls?.phase(status);
     if (this.cap('events')) this.emit('MIGRATION', { status });
+  }
+
+  /** A migration starts on this VM (either side): stalls are measured afresh. */
+  private measureStalls(): void {
+    this.stalls?.stop();
+    this.stalls = new StallMonitor();
   }
 
   get active(): boolean {
@@ -98,12 +109,14 @@ export class Migration {
   announce(p: AnnounceParams): Announcer | null {
     const nic = this.vm.nic;
     if (!nic) return null;
+    // A stopped VM (a -S destination before `cont`) holds the frames until it runs (Nic.hold).
+    const send = (f: Buffer): void => { if (this.vm.running) nic.transmit(f, f.length); else nic.hold(f); };
     const rarp = rarpFrame(nic.mac);
-    const a = new Announcer(p, () => { if (this.vm.running) nic.transmit(rarp, rarp.length); });
+    const a = new Announcer(p, () => send(rarp));
     const ip = this.vm.guest.ipAddress;
     if (ip !== 0) {
       const garp = gratuitousArpFrame(nic.mac, intToIp(ip));
-      void a.finished.then(() => { if (this.vm.running) nic.transmit(garp, garp.length); });
+      void a.finished.then(() => send(garp));
     }
     a.start();
     return a;
@@ -117,15 +130,18 @@ export class Migration {
   }
 
   info(): MigrationInfo {
-    if (this.source && (this.source.status !== 'none')) return this.source.info();
-    if (this.incoming && this.incoming.status !== 'none') return this.incoming.info();
-    return {};
+    let info: MigrationInfo = {};
+    if (this.source && (this.source.status !== 'none')) info = this.source.info();
+    else if (this.incoming && this.incoming.status !== 'none') info = this.incoming.info();
+    if (this.stalls && info.status) info['x-switchover-max-stall-ms'] = this.stalls.report();
+    return info;
   }
 
   /** Starts listening for an incoming migration (`-incoming URI` or `migrate-incoming`). */
   async listenIncoming(uri: string): Promise<void> {
     const dest = new MigrationDestination(this);
     this.incoming = dest;
+    this.measureStalls();
     await dest.listen(uri);
   }
 
@@ -146,6 +162,7 @@ export class Migration {
         this.checkLocalUri(a.uri as string);
         const src = new MigrationSource(this);
         this.source = src;
+        this.measureStalls();
         void src.run(a.uri as string);
         return {};
       },

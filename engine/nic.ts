@@ -45,6 +45,9 @@ export class TapNetdev {
   }
 }
 
+/** QEMU's net queue length (net/queue.c: qemu_new_net_queue, nq_maxlen = 10000). */
+const MAX_HELD = 10_000;
+
 export class Nic {
   readonly mac: string;
   private guest: GuestNet | null = null;
@@ -55,6 +58,8 @@ export class Nic {
   /** Frames delivered to the guest or the hook, for tests and stats. */
   rxFrames = 0;
   txFrames = 0;
+  /** Frames sent while the VM was stopped, waiting for it to run (see hold()). */
+  private held: Buffer[] = [];
 
   constructor(readonly config: NicConfig, readonly netdev: TapNetdev) {
     this.mac = config.mac;
@@ -99,6 +104,23 @@ export class Nic {
     this.txFrames++;
     this.txQueue?.write(buf, len);
   };
+
+  /**
+   * A frame the NIC's backend sends while the VM is stopped (the announce of a `-S`
+   * destination) waits in a queue flushed when the VM starts, as QEMU's net queue does:
+   * qemu_can_send_packet() is false while the VM is not running, qemu_net_queue_send() queues,
+   * and the run-state change handler flushes (net/net.c). QEMU bounds it at 10,000 packets.
+   */
+  hold(frame: Buffer): void {
+    if (this.held.length < MAX_HELD) this.held.push(frame);
+  }
+
+  /** The VM runs: the held frames go out, oldest first. */
+  flushHeld(): void {
+    const frames = this.held;
+    this.held = [];
+    for (const f of frames) this.transmit(f, f.length);
+  }
 
   /** Frames the kernel refused on write (all queues). */
   get txDropped(): number {

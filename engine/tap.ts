@@ -1,15 +1,17 @@
 // A TAP queue: one file descriptor attached to a TAP interface, read through libuv's epoll
 // and written with one write(2) per frame, as QEMU's net/tap.c does (tap_send/tap_write_packet).
 //
-// Reading: the fd is wrapped in a libuv pipe handle so frames arrive on the event loop
-// without the threadpool or polling. The TAP returns exactly one frame per read(2), so each
-// `onread` callback is one frame. pause() stops reading (uv_read_stop): frames then queue in
-// the kernel, which is what happens while a QEMU guest is paused.
+// Reading: the fd is wrapped in a libuv pipe handle so readiness arrives on the event loop
+// without the threadpool or polling. A TAP read(2) returns exactly one frame, and libuv stops
+// reading after such a short read, so one `onread` callback alone would give one frame per
+// loop turn. Each callback therefore drains the queue with non-blocking reads until EAGAIN,
+// bounded, as QEMU's tap_send (net/tap.c) does. pause() stops reading (uv_read_stop): frames
+// then queue in the kernel, which is what happens while a QEMU guest is paused.
 // Writing: fs.writeSync on the fd, never the socket's writable side, which may coalesce
 // several frames into one writev(2) and so one frame on the wire.
 import { closeSync, writeSync } from 'node:fs';
 import net from 'node:net';
-import { ioctlPtr, open, O_CLOEXEC, O_RDWR } from './libc.js';
+import { ioctlPtr, open, O_CLOEXEC, O_RDWR, readNonBlocking } from './libc.js';
 
 // linux/if_tun.h
 const TUNSETIFF = 0x400454ca;
@@ -17,6 +19,9 @@ const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
 const IFF_MULTI_QUEUE = 0x0100;
 const IFNAMSIZ = 16;
+/** Frames read per readiness event, at most (the first by libuv, the rest here): about 1 ms of
+ * guest work, so timers, QMP and the other queues get their turn. */
+export const TAP_BURST = 64;
 
 /** Called once per received frame. `buf` is reused after the call: copy what you keep. */
 export type FrameHandler = (buf: Buffer, len: number) => void;
@@ -56,6 +61,8 @@ export class TapQueue {
   private closed = false;
   /** Frames that write(2) refused (EAGAIN: the kernel queue toward the host is full). */
   txDropped = 0;
+  /** Frames read by the drain after libuv's one read per event (tests check bursts happen). */
+  drained = 0;
 
   /** Wrap an fd that is already attached to a TAP (opened here, passed on the command line, or received over SCM_RIGHTS). */
   constructor(readonly fd: number) {
@@ -65,7 +72,10 @@ export class TapQueue {
       onread: {
         buffer: rx,
         callback: (nread: number, buf: Buffer) => {
-          if (nread > 0 && this.handler) this.handler(buf, nread);
+          if (nread > 0 && this.handler) {
+            this.handler(buf, nread);
+            this.drain(rx);
+          }
           return this.reading;
         },
       },
@@ -73,6 +83,21 @@ export class TapQueue {
     // Reading starts only when start() is called; the socket must not flow on its own.
     this.sock.pause();
     this.sock.on('error', () => { /* a TAP read error (e.g. interface deleted) ends reading; nothing to recover */ });
+  }
+
+  /** The frames after the one libuv read, until the queue is empty or the burst is used. */
+  private drain(rx: Buffer): void {
+    for (let i = 1; i < TAP_BURST && this.reading && this.handler; i++) {
+      let n: number;
+      try {
+        n = readNonBlocking(this.fd, rx, 'TAP queue');
+      } catch {
+        return; // the interface went away: libuv's next read reports it and reading ends
+      }
+      if (n <= 0) return;
+      this.drained++;
+      this.handler(rx, n);
+    }
   }
 
   static open(ifname: string, multiQueue: boolean): TapQueue {

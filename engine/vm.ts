@@ -66,6 +66,7 @@ export class Vm {
     this.vcpu.start();
     this.guest.setRunning(true);
     this.nic?.startRx();
+    this.nic?.flushHeld();
     this.emit('RESUME');
   }
 
