@@ -9,6 +9,7 @@
 //   startCapture(topo, ns, iface, file, { snaplen?, filter?, readyTimeoutMs? }) -> Promise<Capture>
 //   Capture: { iface, file, pid, stop(): Promise<CaptureStats>, died: Error | undefined }
 //   parseTcpdumpStats(stderr) -> CaptureStats
+//   vmTapFilter(guestMac) -> filter words for a VM's TAP captured both ways
 import type { ChildProcess } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { isRoot, missingToolIn, requireTools, signalProcess, ToolMissingError } from './exec.js';
@@ -46,6 +47,18 @@ export interface CaptureOptions {
 }
 
 const STOP_TIMEOUT_MS = 5_000;
+
+/**
+ * A VM's TAP in both directions (what the host sent it, what it wrote), minus the frames
+ * with the guest's MAC that the host sends it: the bridge floods the other TAP's VM's
+ * broadcasts onto this one. What is left tells direction by source MAC alone: the guest's is
+ * the VM's own frame (so announces and MAC flapping stay the VM's), any other went to it.
+ * `inbound` is the kernel's packet type, so the cut costs no copy to tcpdump.
+ */
+export function vmTapFilter(guestMac: string): string[] {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(guestMac)) throw new CaptureError(`guest MAC ${JSON.stringify(guestMac)} is not like 52:54:00:12:34:56`);
+  return ['inbound', 'or', 'not', 'ether', 'src', guestMac];
+}
 
 export function parseTcpdumpStats(stderr: string): CaptureStats {
   const num = (re: RegExp): number => Number(re.exec(stderr)?.[1] ?? NaN);

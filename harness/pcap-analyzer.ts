@@ -25,6 +25,8 @@
 //   interval) join into one window, and the outage is the longest window: the switchover,
 //   not a stray late reply a second away.
 //   One-way streams place a lost seq by interpolating the arrivals of its neighbours.
+// - with `guestMac`, announces and MAC flapping count only frames whose source is the guest
+//   MAC: on a TAP captured both ways (runner.ts), the VM's own frames.
 // - reordered = a first arrival whose seq is below the highest seq already delivered;
 //   duplicates = extra copies of an already delivered reply.
 // - maxGapMs = the largest gap between consecutive replies (arrivals) of the flow.
@@ -36,7 +38,7 @@
 import { basename } from 'node:path';
 import type { AnnounceFrame, FlowResult } from './types.js';
 import {
-  ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_RARP, formatMac, readPcap, type PcapPacket,
+  ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_RARP, formatMac, readPcap, type PcapFileInfo, type PcapPacket,
 } from './pcap-reader.js';
 import { median } from './stats.js';
 
@@ -52,8 +54,8 @@ export interface AnalyzeOptions {
   delayFactor?: number;
   /** Name of the capture point in announce frames (default the file's basename). */
   iface?: string;
-  /** The guest's MAC: frames from it before `handoverMicros` mean MAC flapping. Only set it
-   * for a capture on the destination TAP. */
+  /** The guest's MAC: frames from it before `handoverMicros` mean MAC flapping, and only
+   * frames from it are announces. Only set it for a capture on the destination TAP. */
   guestMac?: string;
   handoverMicros?: number;
   /** UDP echo port (default 7). */
@@ -64,11 +66,24 @@ export interface AnalyzeOptions {
   maxPacketMarks?: number;
   /** One-way UDP flows with fewer datagrams are not streams (DHCP, mDNS...): ignored (default 3). */
   minStreamDatagrams?: number;
+  /** Keep, per flow, when each seq was seen (PcapAnalysis.seen), for loss attribution
+   * across capture points (loss-causes.ts). */
+  seqEvidence?: boolean;
+}
+
+/** What one capture point saw of a flow, per seq: ms relative to t0 of the first sighting. */
+export interface SeqEvidence {
+  /** Requests; for a one-way stream, its datagrams. */
+  requestAt: Map<number, number>;
+  /** Replies (request-reply flows only). */
+  replyAt: Map<number, number>;
 }
 
 export interface PcapFlow extends FlowResult {
   /** request-reply: echo matched to answer; one-way: a stream judged by seq gaps. */
   mode: 'request-reply' | 'one-way';
+  /** The IPv4 address that sends the requests (one-way: the datagrams). */
+  sender: string;
   delayedSeqs: number[];
   inFlightSeqs: number[];
   /** Outage window in ms relative to t0; null when nothing was affected. */
@@ -90,6 +105,8 @@ export interface PcapAnalysis {
   linkType: number;
   packets: number;
   truncated: boolean;
+  /** Bytes after the last record that are not records (pcap-reader.ts); absent when none. */
+  trailing?: PcapFileInfo['trailing'];
   t0Micros: number;
   /** First and last packet, ms relative to t0. */
   startMs: number;
@@ -102,6 +119,8 @@ export interface PcapAnalysis {
   /** UDP flows ignored because their payload did not look sequenced (huge seq jumps, or a
    * one-way flow of fewer than minStreamDatagrams datagrams). */
   unsequencedUdpFlows: number;
+  /** With `seqEvidence`: per flow name, what this capture saw of each seq. */
+  seen?: Map<string, SeqEvidence>;
 }
 
 const DEFAULTS = {
@@ -182,7 +201,8 @@ class FlowState {
   arrivals = 0;
   ifindex = -1;
   otherInterfaceCopies = 0;
-  constructor(readonly kind: 'ping' | 'udp', readonly mode: 'request-reply' | 'one-way', readonly name: string) {}
+  constructor(readonly kind: 'ping' | 'udp', readonly mode: 'request-reply' | 'one-way', readonly name: string,
+    readonly sender: string) {}
 
   /** False for an SLL2 copy of this flow's packet seen on a second interface. */
   onItsInterface(ifindex: number): boolean {
@@ -271,8 +291,9 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
   const onPacket = (p: PcapPacket): void => {
     const b = p.buf;
     const end = p.offset + p.capLen;
-    if (guest && p.srcMacOffset >= 0 && p.tsMicros < handover
-      && b.readUInt32BE(p.srcMacOffset) === guest[0] && b.readUInt16BE(p.srcMacOffset + 4) === guest[1]) {
+    const fromGuest = guest !== null && p.srcMacOffset >= 0
+      && b.readUInt32BE(p.srcMacOffset) === guest[0] && b.readUInt16BE(p.srcMacOffset + 4) === guest[1];
+    if (fromGuest && p.tsMicros < handover) {
       if (flappingCount++ < 10) flapping.push({ tMicros: p.tsMicros, mac: formatMac(b, p.srcMacOffset) });
     }
     const et = p.ethertype;
@@ -294,7 +315,7 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
         const requester = type === 8 ? src : dst;
         const responder = type === 8 ? dst : src;
         const f = lookup(icmpFlows, responder, requester * 65536 + id,
-          () => made(new FlowState('ping', 'request-reply', `icmp ${ipStr(requester)}>${ipStr(responder)} id=${id}`)));
+          () => made(new FlowState('ping', 'request-reply', `icmp ${ipStr(requester)}>${ipStr(responder)} id=${id}`, ipStr(requester))));
         if (!f.onItsInterface(p.ifindex)) return;
         const seq = f.unwrap16(seq16);
         if (type === 8) f.request(seq, p.tsMicros);
@@ -307,20 +328,20 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
         const seq = b.readUInt32BE(l4 + 8) * 4294967296 + b.readUInt32BE(l4 + 12);
         if (dport === echoPort && sport !== echoPort) {
           const f = lookup(udpFlows, dst * 65536 + dport, src * 65536 + sport,
-            () => made(new FlowState('udp', 'request-reply', `udp ${ipStr(src)}:${sport}>${ipStr(dst)}:${dport} echo`)));
+            () => made(new FlowState('udp', 'request-reply', `udp ${ipStr(src)}:${sport}>${ipStr(dst)}:${dport} echo`, ipStr(src))));
           if (f.onItsInterface(p.ifindex)) f.request(seq, p.tsMicros);
         } else if (sport === echoPort && dport !== echoPort) {
           const f = lookup(udpFlows, src * 65536 + sport, dst * 65536 + dport,
-            () => made(new FlowState('udp', 'request-reply', `udp ${ipStr(dst)}:${dport}>${ipStr(src)}:${sport} echo`)));
+            () => made(new FlowState('udp', 'request-reply', `udp ${ipStr(dst)}:${dport}>${ipStr(src)}:${sport} echo`, ipStr(dst))));
           if (f.onItsInterface(p.ifindex)) f.arrival(seq, p.tsMicros, NaN);
         } else {
           const sent = b.readUInt32BE(l4 + 16) * 4294967296 + b.readUInt32BE(l4 + 20);
           const f = lookup(udpFlows, dst * 65536 + dport, src * 65536 + sport,
-            () => made(new FlowState('udp', 'one-way', `udp ${ipStr(src)}:${sport}>${ipStr(dst)}:${dport}`)));
+            () => made(new FlowState('udp', 'one-way', `udp ${ipStr(src)}:${sport}>${ipStr(dst)}:${dport}`, ipStr(src))));
           if (f.onItsInterface(p.ifindex)) f.arrival(seq, p.tsMicros, sent);
         }
       }
-    } else if (et === ETHERTYPE_RARP || et === ETHERTYPE_ARP) {
+    } else if ((et === ETHERTYPE_RARP || et === ETHERTYPE_ARP) && (guest === null || fromGuest)) {
       // ARP body: htype(2) ptype(2) hlen(1) plen(1) op(2) sha(6) spa(4) tha(6) tpa(4).
       if (o4 + 28 > end || b[o4 + 4] !== 6) return;
       if (et === ETHERTYPE_RARP) {
@@ -337,13 +358,15 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
   const ms = (micros: number): number => round3((micros - t0) / 1000);
   const endMicros = info.lastTsMicros;
   for (const f of order) if (f.mode === 'one-way' && f.arrivals < o.minStreamDatagrams) f.invalid = true;
-  const flows = order.filter((f) => !f.invalid).map((f) => finishFlow(f, { ...o, t0, endMicros }));
+  const valid = order.filter((f) => !f.invalid);
+  const flows = valid.map((f) => finishFlow(f, { ...o, t0, endMicros }));
   return {
     file,
     iface,
     linkType: info.linkType,
     packets: info.packets,
     truncated: info.truncated,
+    ...(info.trailing ? { trailing: info.trailing } : {}),
     t0Micros: t0,
     startMs: info.packets ? ms(info.firstTsMicros) : 0,
     endMs: info.packets ? ms(info.lastTsMicros) : 0,
@@ -352,7 +375,25 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
     macFlapping: flappingCount > 0,
     flappingFrames: flapping.map((f) => ({ t: ms(f.tMicros), mac: f.mac })),
     unsequencedUdpFlows: order.filter((f) => f.invalid).length,
+    ...(opts.seqEvidence ? { seen: new Map(valid.map((f) => [f.name, evidenceOf(f, ms)])) } : {}),
   };
+}
+
+function evidenceOf(f: FlowState, ms: (micros: number) => number): SeqEvidence {
+  const t = f.table;
+  const requestAt = new Map<number, number>();
+  const replyAt = new Map<number, number>();
+  for (let i = 0; i < t.cap; i++) {
+    const seq = i + t.base;
+    // A one-way stream's datagram is its arrival (reqT holds the sender's clock there).
+    if (f.mode === 'one-way') {
+      if (t.repCount[i]! > 0) requestAt.set(seq, ms(t.repT[i]!));
+      continue;
+    }
+    if (!Number.isNaN(t.reqT[i]!)) requestAt.set(seq, ms(t.reqT[i]!));
+    if (t.repCount[i]! > 0) replyAt.set(seq, ms(t.repT[i]!));
+  }
+  return { requestAt, replyAt };
 }
 
 type FinishOptions = typeof DEFAULTS & { t0: number; endMicros: number };
@@ -460,6 +501,7 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
   const result: PcapFlow = {
     kind: f.kind,
     flow: f.name,
+    sender: f.sender,
     mode: f.mode,
     sent: seqs.length,
     received,

@@ -3,14 +3,16 @@
 // Per scenario: the verdict and why, the numbers, a timeline of the migration phases from
 // the QMP events with the downtime marked, every packet of every flow as a mark (lost red,
 // delayed amber, in flight blue, ok grey), the announce frames and bridge FDB moves, the
-// expectations, and links to the kept pcaps.
+// expectations, where each lost packet died, the harness's own health counters, and links
+// to the kept pcaps.
 //
 // Elements carry stable data attributes for tests and scripts: section[data-scenario]
 // [data-verdict], svg[data-timeline], rect[data-downtime-ms], .pkt[data-flow][data-seq]
-// [data-state], .announce[data-kind], .fdb[data-mac], tr[data-expectation][data-ok].
+// [data-state], .announce[data-kind], .fdb[data-mac], tr[data-expectation][data-ok],
+// li[data-loss-cause][data-count], dl[data-health].
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { fmtMs, formatSeqs, summarize } from './report-table.js';
+import { describeLossCause, fmtMs, formatSeqs, lossCausesLine, summarize } from './report-table.js';
 import type { FlowResult, ScenarioResult, TimelineEvent } from './types.js';
 
 export interface HtmlReportOptions {
@@ -179,7 +181,35 @@ function flowTable(r: ScenarioResult): string {
     f.flow, f.sent, f.received, f.lost, formatSeqs(f.lostSeqs), f.delayed, fmtMs(f.maxAddedLatencyMs), f.duplicates,
     f.reordered, fmtMs(f.outageMs), fmtMs(f.maxGapMs), f.inFlight, f.baselineRttMs.toFixed(3),
   ].map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`);
-  return `<table class="flows"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table class="flows"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>${lossCauses(r)}`;
+}
+
+/** Where the lost packets died, per flow (loss-causes.ts). */
+function lossCauses(r: ScenarioResult): string {
+  const line = lossCausesLine(r.traffic);
+  if (!line) return '';
+  const flows = r.traffic.filter((f) => f.lost > 0).map((f) => {
+    const items = (f.lossCauses ?? []).map((c) => `<li data-loss-cause="${esc(c.cause)}" data-count="${c.count}">${esc(describeLossCause(c))}: seqs ${esc(formatSeqs(c.seqs))}</li>`);
+    return `<li>${esc(f.flow)}<ul>${items.join('')}</ul></li>`;
+  });
+  return `<div class="loss-causes"><p><b>${esc(line)}</b></p><ul>${flows.join('')}</ul></div>`;
+}
+
+/** The kernel's and the harness's own counters over the run: where the machine dropped. */
+function health(r: ScenarioResult): string {
+  const h = r.health;
+  if (!h) return '';
+  const items: Array<[string, string]> = [
+    ...h.taps.map((t): [string, string] => [`${t.name} tx_dropped (txqueuelen ${t.txqueuelen})`, `${t.txDropped}`]),
+    [`${h.clientVeth.name} tx_dropped`, `${h.clientVeth.txDropped}`],
+    ['client netns UDP RcvbufErrors / SndbufErrors', `${h.udp.client.rcvbufErrors} / ${h.udp.client.sndbufErrors}`],
+    ['ARP unresolved_discards (machine-wide)', `${h.arpUnresolvedDiscards}`],
+    ...h.captures.map((c): [string, string] => [`tcpdump ${c.iface}: captured / dropped by kernel`, `${c.captured} / ${c.droppedByKernel}`]),
+    ...h.generators.map((g, i): [string, string] => [`UDP generator ${i + 1}: achieved / asked per s`, `${g.achievedRate} / ${g.askedRate}${g.socketDrops ? `, ${g.socketDrops} socket drops` : ''}`]),
+  ];
+  const worst = h.engineStalls.reduce<(typeof h.engineStalls)[number] | undefined>((w, x) => (!w || x.maxMs > w.maxMs ? x : w), undefined);
+  if (worst) items.push(['longest engine stall', `${fmtMs(worst.maxMs)} ms (${worst.vm}, ${worst.phase})`]);
+  return `<h3>Harness health</h3><dl class="numbers" data-health>${items.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join('')}</dl>`;
 }
 
 function expectationTable(r: ScenarioResult): string {
@@ -212,6 +242,7 @@ ${numbers(r)}
 <figure>${timelineSvg(r, idx)}<figcaption>Migration phases from the QMP events, the downtime window (shaded red), one mark per packet of each flow at its send time, and the announce frames. Hover a mark for details.</figcaption></figure>
 <h3>Flows</h3>${flowTable(r)}
 <h3>Expectations</h3>${expectationTable(r)}
+${health(r)}
 ${eventsTable(r)}
 ${pcapLinks(r, opts.reportFile)}
 </section>`;
@@ -267,6 +298,7 @@ The <b>downtime</b> is the time between the source VM stopping and the destinati
 Packets sent to the VM in that window are <b>lost</b> unless netpass carries them over, in which case they arrive late (<b>delayed</b>).
 A packet is delayed when its round trip exceeds the flow's baseline (median of its first 20 round trips) by more than max(5 ms, 5 × baseline).
 Packets still unanswered when the capture stopped are <b>in flight</b>, not lost. After the switchover the destination <b>announces</b> the guest's MAC (RARP, gratuitous ARP) so switches learn its new port.</p>
+<p>Every lost packet gets a <b>cause</b> from the captures on the client and on both TAPs, the kernel's drop counters and the VMs' states: <i>stopped-source</i> (it reached the source after it stopped: the switchover loss itself), <i>tap-queue</i> (dropped at a TAP's queue while its VM was paused, or running too slowly to read it), <i>host-arp-queue</i>, <i>veth-queue</i>, <i>reply-lost</i>, <i>not-on-wire</i>, or <i>unknown</i>. When the harness or the machine was the bottleneck (the generator short of its rate, drops at its sockets or in tcpdump, a VM too slow while running, an engine stall), the verdict is <b>error</b>: such a run says nothing about the migration.</p>
 <p>Times are in milliseconds relative to the <code>migrate</code> command (t = 0). Legend:</p>${LEGEND}
 <p><label><input type="checkbox" id="affected-only"> show only affected packets (hide ok marks)</label></p>
 </div>

@@ -1,7 +1,7 @@
 // The terminal table of a run: one row per scenario, its flows indented beneath, failed
 // expectations spelled out, and a summary line. Plain text (no colour codes), so it reads
 // the same in a CI log as on a terminal.
-import type { FlowResult, ScenarioResult } from './types.js';
+import type { FlowResult, LossCause, ScenarioResult } from './types.js';
 
 /** Text columns left-aligned (the first `left` columns, or the given indexes), numbers
  * right-aligned; columns sized to their content. */
@@ -41,6 +41,27 @@ export function flowRow(f: FlowResult, indent = ''): string[] {
   ];
 }
 
+/** "35 stopped-source (tap0)", "2 tap-queue tap1 (paused)". */
+export function describeLossCause(c: LossCause): string {
+  if (c.cause === 'tap-queue') return `${c.count} tap-queue ${c.where ?? '?'} (${c.vm ?? '?'})`;
+  return `${c.count} ${c.cause}${c.where ? ` (${c.where})` : ''}`;
+}
+
+/** "lost 37: 35 stopped-source (tap0), 2 tap-queue tap1 (paused)" over a scenario's flows;
+ * undefined when nothing was lost. */
+export function lossCausesLine(flows: FlowResult[]): string | undefined {
+  const lost = flows.reduce((n, f) => n + f.lost, 0);
+  if (!lost) return undefined;
+  const by = new Map<string, LossCause>();
+  for (const c of flows.flatMap((f) => f.lossCauses ?? [])) {
+    const k = `${c.cause}|${c.where ?? ''}|${c.vm ?? ''}`;
+    const had = by.get(k);
+    by.set(k, { ...c, count: (had?.count ?? 0) + c.count, seqs: [] });
+  }
+  const causes = [...by.values()].sort((a, b) => b.count - a.count);
+  return `lost ${lost}: ${causes.length ? causes.map(describeLossCause).join(', ') : 'no causes recorded'}`;
+}
+
 export interface RunSummary { total: number; pass: number; fail: number; unsupported: number; error: number }
 
 export function summarize(results: ScenarioResult[]): RunSummary {
@@ -67,6 +88,8 @@ export function renderResultsTable(results: ScenarioResult[]): string {
   for (const r of results) {
     const lines: string[] = [];
     if (r.reason && r.verdict !== 'pass') lines.push(`  ${r.verdict}: ${r.reason}`);
+    const causes = lossCausesLine(r.traffic);
+    if (causes) lines.push(`  ${causes}`);
     for (const e of r.expectations.filter((x) => !x.ok)) lines.push(`  ✗ ${e.name}: expected ${e.expected}, got ${e.actual}`);
     for (const f of r.traffic.filter((x) => x.lost > 0)) lines.push(`  lost on ${f.flow}: ${formatSeqs(f.lostSeqs)}`);
     if (r.macFlapping) lines.push('  MAC flapping: the guest MAC was seen on the destination before handover');

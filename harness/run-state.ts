@@ -3,6 +3,7 @@
 // what is recorded here.
 import type { Capture } from './capture.js';
 import type { ChannelRelay } from './channel-relay.js';
+import type { VmLife } from './loss-causes.js';
 import type { Progress } from './progress.js';
 import { nowMs, type RecordedEvent } from './qmp-client.js';
 import type { FdbMonitor, Topology } from './topology.js';
@@ -22,6 +23,8 @@ export class Run {
   t0 = 0;                                       // ms epoch: first `migrate` issued
   readonly timeline: TimelineEvent[] = [];
   vms: VmHandle[] = [];
+  /** Every VM ever launched, with when (ms epoch): the loss attribution's who-read-which-TAP. */
+  readonly launched: Array<{ vm: VmHandle; atMs: number }> = [];
   readonly captures: Capture[] = [];
   fdb?: FdbMonitor;
   relay?: ChannelRelay;
@@ -39,8 +42,10 @@ export class Run {
       mac: GUEST_MAC, ip: `${topo.guestIp}/${topo.guestPrefix}`, ...(topo.guestGw ? { gw: topo.guestGw } : {}),
       memMB: s.guest.memMB, dirtyRate: s.guest.dirtyRate, ...extra,
     };
+    const atMs = nowMs();
     const vm = await this.opts.backend.launch(spec);
     this.vms.push(vm);
+    this.launched.push({ vm, atMs });
     const source = name === 'src' ? 'src' : 'dst';
     vm.qmp.on('*', (ev: RecordedEvent) => {
       const data = ev.event === 'MIGRATION' ? ` ${(ev.data as { status: string }).status}`
@@ -53,6 +58,20 @@ export class Run {
   /** A harness step on the timeline. */
   mark(what: string): void {
     this.timeline.push({ t: nowMs(), source: 'harness', what });
+  }
+
+  /** Each launched VM's hold on its TAP, in ms relative to t0. A local-migration target
+   * holds the TAP once its incoming migration completed (the fds came with it); never, if not. */
+  vmLives(): VmLife[] {
+    return this.launched.map(({ vm, atMs }) => {
+      const completed = vm.qmp.events.find((e) => e.event === 'MIGRATION' && (e.data as { status: string }).status === 'completed');
+      const fromMs = !vm.spec.tap.incomingFds ? atMs - this.t0 : completed ? eventMs(completed) - this.t0 : Infinity;
+      return {
+        name: vm.spec.name, tap: vm.spec.tap.ifname, incoming: vm.spec.incoming !== undefined, fromMs,
+        events: vm.qmp.events.filter((e) => e.event === 'STOP' || e.event === 'RESUME')
+          .map((e) => ({ tMs: eventMs(e) - this.t0, event: e.event as 'STOP' | 'RESUME' })),
+      };
+    });
   }
 }
 

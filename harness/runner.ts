@@ -1,20 +1,24 @@
 // Runs one scenario the way a person would at a terminal: build the network, boot the
 // source, start captures and traffic, migrate (migration-hop.ts, with the scenario's faults),
-// stop traffic (traffic-plan.ts), read the pcaps, judge. The topology is always torn down
-// and verified clean.
+// stop traffic (traffic-plan.ts), read the pcaps and the kernel's counters, give every lost
+// packet a cause (loss-causes.ts), judge, unless the harness or the machine was the
+// bottleneck (an error). The topology is always torn down and verified clean.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationInfo, MigrationStatus } from '../engine/qmp-protocol.js';
-import { startCapture } from './capture.js';
+import { startCapture, vmTapFilter, type CaptureStats } from './capture.js';
+import { countersDelta, readKernelCounters } from './kernel-counters.js';
+import { attributeLoss, tapPeriods } from './loss-causes.js';
 import { migrateOnce } from './migration-hop.js';
-import { analyzePcap } from './pcap-analyzer.js';
+import { analyzePcap, type PcapAnalysis, type PcapFlow } from './pcap-analyzer.js';
+import { buildHealth, stallsOf } from './run-health.js';
 import { GUEST_MAC, Run, type RunOptions } from './run-state.js';
 import { effectiveExpectations, unsupportedReason } from './scenario.js';
 import { createTopology } from './topology.js';
 import { crossCheckPing, finishTraffic, startTraffic } from './traffic-plan.js';
-import type { Scenario, ScenarioResult, VmBackend, VmHandle } from './types.js';
-import { checkExpectations, verdictOf } from './verdict.js';
+import type { LossCause, RunHealth, Scenario, ScenarioResult, VmBackend, VmHandle } from './types.js';
+import { checkExpectations, checkFlowsCaptured, harnessBottlenecks, verdictOf } from './verdict.js';
 
 export { GUEST_MAC, type RunOptions } from './run-state.js';
 
@@ -43,6 +47,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<Scenar
     phase('probing backend');
     const features = await opts.backend.probe();
     result.accelerator = features.accelerator;
+    result.backendVersion = features.version;
     const why = unsupportedReason(s, opts.backend.name, features);
     if (why) {
       result.verdict = 'unsupported';
@@ -78,18 +83,28 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     tap0: join(topo.runDir, 'tap0.pcap'),
     tap1: join(topo.runDir, 'tap1.pcap'),
   };
-  // TAPs: only what the VMs wrote (-Q in), so announces and MAC flapping are the VMs' own.
-  // Started together (each waits for tcpdump's "listening on"); all are ready before traffic.
+  // TAPs both ways, so a lost packet can be followed to the VM it reached (vmTapFilter: the
+  // source MAC tells the VM's own frames from those sent to it). Started together (each
+  // waits for tcpdump's "listening on"); all are ready before traffic.
+  const tapFilter = { filter: vmTapFilter(GUEST_MAC) };
   const started = await Promise.allSettled([
     startCapture(topo, 'client', topo.clientIface, pcaps.client),
-    startCapture(topo, 'host', topo.tap0, pcaps.tap0, { direction: 'in' }),
-    startCapture(topo, 'host', topo.tap1, pcaps.tap1, { direction: 'in' }),
+    startCapture(topo, 'host', topo.tap0, pcaps.tap0, tapFilter),
+    startCapture(topo, 'host', topo.tap1, pcaps.tap1, tapFilter),
   ]);
   for (const c of started) if (c.status === 'fulfilled') run.captures.push(c.value);
   const failed = started.find((c): c is PromiseRejectedResult => c.status === 'rejected');
   if (failed) throw failed.reason;
   if (topo.layout === 'bridge') run.fdb = await topo.fdbMonitor();
 
+  const countersBefore = await readKernelCounters(topo);
+  const stalls: RunHealth['engineStalls'] = [];
+  // A destination reports its own stalls only until it migrates on: read them before that.
+  let unread: VmHandle | undefined;
+  const readDestinationStalls = async (): Promise<void> => {
+    if (unread) stalls.push(...stallsOf(await unread.qmp.execute('query-migrate'), unread, 'destination'));
+    unread = undefined;
+  };
   phase('traffic');
   const traffic = await startTraffic(run, src);
   await sleep(s.traffic.migrateAfterMs);
@@ -98,23 +113,27 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
   let tap = topo.tap0;
   let status: MigrationStatus | 'none' = 'none';
   let downtimeTotal = 0, totalTime = 0, transferred = 0, passes = 0;
+  let dirtyPagesRate: number | undefined;
   let handoverMicros: number | undefined;
   let lastInfo: MigrationInfo = {};
   result.migration.hops = 0;
   for (let hop = 1; hop <= hops; hop++) {
     phase(hops > 1 ? `migrating (hop ${hop}/${hops})` : 'migrating');
+    await readDestinationStalls();
     const dstTap = s.migration.local ? tap : tap === topo.tap0 ? topo.tap1 : topo.tap0;
     const hopResult = await migrateOnce(run, src, dstTap, hop);
     status = hopResult.status;
     lastInfo = hopResult.info;
+    stalls.push(...stallsOf(hopResult.info, src, 'source'));
     downtimeTotal = Math.max(downtimeTotal, hopResult.info.downtime ?? 0);
     totalTime += hopResult.info['total-time'] ?? 0;
     transferred += hopResult.info.ram?.transferred ?? 0;
     passes = Math.max(passes, hopResult.passes);
+    dirtyPagesRate = hopResult.dirtyPagesRate ?? dirtyPagesRate;
     // Recorded per hop, so a later error still leaves what did happen in the result.
     result.migration = {
       status, downtimeMs: downtimeTotal, totalTimeMs: totalTime, transferredBytes: transferred,
-      setupTimeMs: lastInfo['setup-time'], hops: hop, passes,
+      setupTimeMs: lastInfo['setup-time'], hops: hop, passes, ...(dirtyPagesRate ? { dirtyPagesRate } : {}),
     };
     if (lastInfo.netpass) {
       result.netpass = { cached: lastInfo.netpass.cached, forwarded: lastInfo.netpass.forwarded, dropped: lastInfo.netpass.dropped };
@@ -127,12 +146,20 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
       break;
     }
     src = hopResult.dst;
+    unread = src;
     tap = dstTap;
   }
 
   phase('finishing traffic');
   const flowsDone = await finishTraffic(traffic, Date.now() + TRAFFIC_TAIL_MS);
-  for (const c of run.captures.splice(0)) await c.stop();
+  const captureStats: Array<{ iface: string; stats: CaptureStats }> = [];
+  for (const c of run.captures.splice(0)) captureStats.push({ iface: c.iface, stats: await c.stop() });
+  const counters = countersDelta(countersBefore, await readKernelCounters(topo));
+  await readDestinationStalls();
+  result.health = buildHealth({
+    topo, delta: counters, captures: captureStats, stalls,
+    generators: await Promise.all(traffic.udpSenders.map((u) => u.result)),
+  });
   const fdbMoves = run.fdb ? run.fdb.moves(GUEST_MAC) : [];
   await run.fdb?.stop();
   run.fdb = undefined;
@@ -142,11 +169,18 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
   const t0Micros = run.t0 * 1000;
   const client = await analyzePcap(pcaps.client, { t0Micros, iface: topo.clientIface, inFlightWindowMs: IN_FLIGHT_WINDOW_MS });
   const targetTap = s.migration.local ? topo.tap0 : topo.tap1;
-  const target = await analyzePcap(targetTap === topo.tap0 ? pcaps.tap0 : pcaps.tap1, {
-    t0Micros, iface: targetTap, guestMac: GUEST_MAC,
-    // Local migration keeps the TAP: the source spoke on it until stop; only hop 1 matters.
-    ...(s.migration.local ? {} : { handoverMicros: handoverMicros ?? Number.MAX_SAFE_INTEGER }),
-  });
+  const taps: PcapAnalysis[] = [];
+  for (const [iface, file] of [[topo.tap0, pcaps.tap0], [topo.tap1, pcaps.tap1]] as const) {
+    taps.push(await analyzePcap(file, {
+      t0Micros, iface, seqEvidence: true,
+      // Announces and MAC flapping: the target's. Local migration keeps the TAP: the source
+      // spoke on it until stop; only hop 1 matters.
+      ...(iface !== targetTap ? {} : { guestMac: GUEST_MAC, ...(s.migration.local ? {} : { handoverMicros: handoverMicros ?? Number.MAX_SAFE_INTEGER }) }),
+    }));
+  }
+  const target = taps.find((a) => a.iface === targetTap)!;
+  const causes = lossCausesOf(run, client.flows, taps, result.health);
+  client.flows.forEach((f, i) => { f.lossCauses = causes[i]; });
   result.traffic = client.flows;
   result.announces = target.announces;
   result.macFlapping = !s.migration.local && target.macFlapping;
@@ -163,11 +197,27 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     });
   }
   result.expectations.push(...checkExpectations(result, effectiveExpectations(s, run.opts.backend.name)));
+  result.expectations.push(...checkFlowsCaptured(s.traffic.flows, result));
   for (const u of run.unfired) result.expectations.push({ name: 'fault fired', expected: 'fired', actual: u, ok: false });
   result.verdict = verdictOf(result.expectations);
   if (result.verdict === 'fail') {
     result.reason = result.expectations.filter((c) => !c.ok).map((c) => `${c.name}: expected ${c.expected}, got ${c.actual}`).join('; ');
   }
+  const bottlenecks = harnessBottlenecks(result, s.traffic.flows);
+  if (bottlenecks.length) {
+    result.reason = `the harness or the machine was the bottleneck, so this run cannot judge the migration (its expectations ${result.verdict === 'pass' ? 'held' : 'failed'}): ${bottlenecks.join('; ')}`;
+    result.verdict = 'error';
+  }
+}
+
+/** Where each lost packet of the client's flows died: the TAP captures, the counters, and
+ * who read which TAP when. */
+function lossCausesOf(run: Run, flows: PcapFlow[], taps: PcapAnalysis[], h: RunHealth): LossCause[][] {
+  return attributeLoss({
+    flows, taps: taps.map((a) => ({ tap: a.iface, seen: a.seen! })), periods: tapPeriods(run.vmLives()),
+    tapTxDropped: Object.fromEntries(h.taps.map((t) => [t.name, t.txDropped])), clientVeth: h.clientVeth,
+    arpUnresolvedDiscards: h.arpUnresolvedDiscards, layout: run.topo.layout, guestIp: run.topo.guestIp,
+  });
 }
 
 /** The guest answers a ping from the client: booted and on the network. */

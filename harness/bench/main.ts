@@ -15,7 +15,10 @@ import { renderTable } from '../report-table.js';
 import { analyzerSection } from './analyzer.js';
 import { downtimeSection } from './downtime.js';
 import { engineEchoSection } from './engine-echo.js';
+import { fidelitySection } from './fidelity.js';
+import { generatorCpuSection } from './generator-cpu.js';
 import { migrationThroughputSection } from './migration-throughput.js';
+import { rateCeilingSection } from './rate-ceiling.js';
 import { scaleSection } from './scale.js';
 import { scenarioWallSection } from './scenario-wall.js';
 import { type BenchRow, type BenchSection } from './section.js';
@@ -25,10 +28,13 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 export const SECTIONS: BenchSection[] = [
   analyzerSection,
   engineEchoSection,
+  generatorCpuSection,
   migrationThroughputSection,
   scenarioWallSection,
   downtimeSection,
   scaleSection,
+  rateCeilingSection,
+  fidelitySection,
 ];
 
 export interface BenchReport {

@@ -59,12 +59,17 @@ if (privileged) {
     ];
     const names = [...new Set(pairs.flat()), 'local-ping-vhost'];
     const r = cli(['run', ...names, '--json', json, '--junit', junit, '--report', report, '--keep-pcaps', pcaps]);
-    assert.is(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
     const results = (JSON.parse(readFileSync(json, 'utf8')) as JsonReport).results;
     const byName = new Map(results.map((x) => [x.scenario, x]));
+    // On a loaded machine a run may not be judgeable: then the harness must say so (exit 2,
+    // `error`, naming the bottleneck), never fail or pass it. Any other error is a defect.
+    const unjudged = new Set(results.filter((x) => x.verdict === 'error').map((x) => x.scenario));
+    for (const x of results) if (x.verdict === 'error') assert.match(x.reason ?? '', /bottleneck/, `${x.scenario}: ${x.reason}`);
+    assert.is(r.code, unjudged.size ? 2 : 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
     const base = byName.get('baseline-bridge-ping')!;
     const np = byName.get('netpass-bridge-ping')!;
     for (const x of [base, np]) {
+      if (unjudged.has(x.scenario)) continue;
       assert.is(x.verdict, 'pass', `${x.scenario}: ${x.reason}`);
       assert.is(x.backend, 'engine');
       assert.is(x.migration.status, 'completed');
@@ -77,6 +82,7 @@ if (privileged) {
     // The same settings, one side with the fix: the difference is the point of the feature.
     for (const [off, on] of pairs) {
       const a = byName.get(off!)!, b = byName.get(on!)!;
+      if (unjudged.has(off!) || unjudged.has(on!)) continue;
       assert.is(a.verdict, 'pass', `${off}: ${a.reason}`);
       assert.is(b.verdict, 'pass', `${on}: ${b.reason}`);
       assert.ok(lost(a) > 0, `${off} loses packets`);
@@ -86,7 +92,7 @@ if (privileged) {
     assert.is(vhost.verdict, 'unsupported');
     assert.match(vhost.reason!, /vhost/);
     // How many frames hit a 1-5 ms stop window varies (often 1-3, sometimes none); none may drop.
-    assert.is(np.netpass.dropped, 0, 'netpass dropped nothing');
+    if (!unjudged.has(np.scenario)) assert.is(np.netpass.dropped, 0, 'netpass dropped nothing');
     assert.ok(np.netpass.forwarded <= np.netpass.cached, 'netpass forwarded only what it cached');
     assert.ok(base.announces.some((a) => a.kind === 'rarp'), 'the destination announced itself');
     assert.match(readFileSync(junit, 'utf8'), /<testcase [^>]*name="netpass-bridge-ping"/);
