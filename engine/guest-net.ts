@@ -17,8 +17,15 @@ export const UDP_SINK_PORT = 9;
 /** Source port of the guest's sequenced sender. */
 export const UDP_SENDER_PORT = 40009;
 /** How many missing seqs are remembered individually (beyond that they are only counted). */
-const MAX_TRACKED_MISSING = 65536;
-const MAX_ARP_ENTRIES = 256;
+export const MAX_TRACKED_MISSING = 65536;
+export const MAX_ARP_ENTRIES = 256;
+/**
+ * Bounds of the guest's UDP sender, for `x-guest-udp-send` and for a sender that arrives in a
+ * migrated device state alike (issue 18: a stream saying rate 1e9 flooded the destination and
+ * starved its QMP). The rate is the scenario schema's UDP limit; the count ends within 17
+ * minutes at that rate.
+ */
+export const UDP_SENDER_LIMITS = { maxRate: 100_000, maxCount: 100_000_000 } as const;
 
 /** Writes one frame toward the host (the NIC's transmit). */
 export type Transmit = (buf: Buffer, len: number) => void;
@@ -231,12 +238,20 @@ export class GuestNet {
     this.transmit(buf, end);
   }
 
-  /** Starts (or replaces) the guest's sequenced UDP stream toward dst:port. */
+  /** Starts (or replaces) the guest's sequenced UDP stream toward dst:port; bounds: UDP_SENDER_LIMITS. */
   startUdpSend(dst: string, port: number, rate: number, count: number): void {
     if (this.ip === 0) throw new Error('the guest has no IP address (start the VM with -guest ip=A/N)');
     this.sender = { dst, port, rate, count, next: 0 };
     if (this.senderTimer) { clearInterval(this.senderTimer); this.senderTimer = undefined; }
     if (this.running) this.armSender();
+  }
+
+  /** Stops the UDP stream, whether QMP or a migrated state started it; returns how many it sent. */
+  stopUdpSend(): { sent: number } | undefined {
+    const s = this.sender;
+    if (this.senderTimer) { clearInterval(this.senderTimer); this.senderTimer = undefined; }
+    this.sender = null;
+    return s ? { sent: s.next } : undefined;
   }
 
   private armSender(): void {

@@ -2,7 +2,7 @@
 // TAPs, starts the QMP monitors and runs until `quit` or a signal. Nothing goes to stdout;
 // errors and warnings go to stderr prefixed `switchover-vm:` as QEMU prefixes its own name.
 import { CmdlineError, parseCmdline, type VmConfig } from './cmdline.js';
-import { ipToInt } from './guest-net.js';
+import { ipToInt, UDP_SENDER_LIMITS } from './guest-net.js';
 import { Migration } from './migration.js';
 import { dispatcher, type CommandDef } from './qmp-commands.js';
 import { QmpError, QmpServer } from './qmp-server.js';
@@ -35,12 +35,14 @@ function vmCommands(vm: Vm, quit: () => void): Map<string, CommandDef> {
       const dst = a.dst as string, port = a.port as number, rate = a.rate as number, count = a.count as number;
       if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(dst) || ipToInt(dst) === 0) throw new QmpError('GenericError', `Parameter 'dst' expects an IPv4 address`);
       if (port < 1 || port > 65535) throw new QmpError('GenericError', `Parameter 'port' expects a value in 1..65535`);
-      if (!(rate > 0 && rate <= 1_000_000)) throw new QmpError('GenericError', `Parameter 'rate' expects packets/s in (0, 1000000]`);
-      if (count < 1 || count > 100_000_000) throw new QmpError('GenericError', `Parameter 'count' expects a value in 1..100000000`);
+      const { maxRate, maxCount } = UDP_SENDER_LIMITS;
+      if (!(rate > 0 && rate <= maxRate)) throw new QmpError('GenericError', `Parameter 'rate' expects packets/s in (0, ${maxRate}]`);
+      if (count < 1 || count > maxCount) throw new QmpError('GenericError', `Parameter 'count' expects a value in 1..${maxCount}`);
       try { vm.guest.startUdpSend(dst, port, rate, count); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
       return {};
     },
   });
+  t.set('x-guest-udp-stop', { args: none, run: () => vm.guest.stopUdpSend() ?? {} });
   return t;
 }
 

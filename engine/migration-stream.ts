@@ -7,6 +7,7 @@
 // return path (migration/migration.c: MIG_RP_MSG_SHUT, MIG_RP_MSG_PONG; u16 type + u16 length).
 // Foreign and byte-swapped streams are told apart as passt's migrate.c does with its
 // MIGRATE_MAGIC: a magic that is not its own byte swap.
+import { validateDeviceState } from './device-state.js';
 import type { GuestUdpCounters } from './qmp-protocol.js';
 import { PAGE_SIZE } from './ram.js';
 
@@ -575,12 +576,11 @@ function parseDeviceState(p: Buffer, fail: (why: string) => never): DeviceState 
   } catch (e) {
     return fail(`payload is not JSON (${(e as Error).message})`);
   }
-  const s = v as Partial<DeviceState> | null;
-  if (!s || typeof s !== 'object' || typeof s.nic?.mac !== 'string' || typeof s.guest?.ip !== 'string'
-      || !Array.isArray(s.guest.arpCache) || !Array.isArray(s.guest.udp)) {
-    return fail('payload lacks nic.mac, guest.ip, guest.arpCache or guest.udp');
+  try {
+    return validateDeviceState(v);
+  } catch (e) {
+    return fail((e as Error).message);
   }
-  return s as DeviceState;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -25,13 +25,17 @@ function typeOk(t: ArgType, v: unknown): boolean {
   }
 }
 
+/**
+ * Own properties only, on both sides: `k in spec` would find `toString` on Object.prototype and
+ * accept `{"uri": ..., "toString": 1}`, which QEMU's visitor rejects as unexpected.
+ */
 export function checkArgs(spec: CommandDef['args'], args: Record<string, unknown>): void {
   if (spec === '*') return;
   for (const k of Object.keys(args)) {
-    if (!(k in spec)) throw new QmpError('GenericError', `Parameter '${k}' is unexpected`);
+    if (!Object.hasOwn(spec, k)) throw new QmpError('GenericError', `Parameter '${k}' is unexpected`);
   }
   for (const [k, s] of Object.entries(spec)) {
-    if (!(k in args)) {
+    if (!Object.hasOwn(args, k)) {
       if (!s.optional) throw new QmpError('GenericError', `Parameter '${k}' is missing`);
       continue;
     }

@@ -64,6 +64,9 @@ export interface MigrationInfo {
   ram?: MigrationRamStats;
   netpass?: NetpassStats;
   'error-desc'?: string;
+  /** switchover only: this VM's longest event-loop stall (ms) per migration phase, while the
+   * NIC could not be read (engine/stall-monitor.ts). */
+  'x-switchover-max-stall-ms'?: Partial<Record<MigrationStatus, number>>;
 }
 
 export interface StatusInfo { running: boolean; singlestep?: boolean; status: RunState }
@@ -117,6 +120,8 @@ export interface QmpCommands {
   'x-query-guest-net': { args: undefined; ret: GuestNetInfo };
   /** Engine-only: start a sequenced UDP stream from the guest to dst:port. */
   'x-guest-udp-send': { args: { dst: string; port: number; rate: number; count: number }; ret: Record<string, never> };
+  /** Engine-only: stop the guest's UDP stream (QMP-started or migrated); `sent` when one ran. */
+  'x-guest-udp-stop': { args: undefined; ret: { sent?: number } };
   /** Engine-only: checksums of RAM pages, for migration correctness tests. */
   'x-query-ram-digest': { args: undefined; ret: { pages: number; 'nonzero-pages': number; digest: string } };
 }

@@ -2,12 +2,24 @@
 // negotiation, one JSON object per line in each direction, `id` echoed, events broadcast to
 // every negotiated client with QEMU's timestamp shape. Any number of clients at once. A bad
 // line gets an error reply and the connection goes on.
+//
+// Memory is bounded per client whatever it sends (issue 18): as QEMU's monitor suspends a
+// client with QMP_REQ_QUEUE_LEN_MAX requests queued (monitor/qmp.c), reading stops while
+// MAX_QUEUED_REQUESTS requests are pending or OUT_HIGH_WATER bytes of output wait for the
+// client; requests then wait in the kernel's socket buffer. Events are not requests: a client
+// that never reads and lets OUT_LIMIT bytes pile up is dropped, with a line on stderr.
 import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import type { QmpErrorClass, QmpGreeting, QmpTimestamp } from './qmp-protocol.js';
 
 /** Longest accepted request line; QEMU's JSON lexer caps tokens similarly (MAX_TOKEN_SIZE). */
 export const MAX_LINE_BYTES = 1 << 20;
+/** QEMU's QMP_REQ_QUEUE_LEN_MAX. */
+export const MAX_QUEUED_REQUESTS = 8;
+/** Output waiting for the client above which no further request is read. */
+export const OUT_HIGH_WATER = 64 * 1024;
+/** Output waiting for the client above which the client is dropped. */
+export const OUT_LIMIT = 1 << 20;
 
 /** A command failure with its QMP error class. */
 export class QmpError extends Error {
@@ -47,13 +59,19 @@ const GREETING: QmpGreeting = {
 
 class QmpConnection {
   negotiated = false;
-  private pending = '';
+  /** Received text from `pos` on not handled yet: whole lines, then at most a partial one. */
+  private input = '';
+  private pos = 0;
+  /** Inside a line longer than MAX_LINE_BYTES: drop everything up to its newline. */
   private discarding = false;
+  /** Requests read and not answered yet. */
+  private queued = 0;
   private chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly sock: net.Socket, private readonly dispatch: QmpDispatch) {
     sock.setEncoding('utf8');
-    sock.on('data', (chunk: string) => this.onData(chunk));
+    sock.on('data', (chunk: string) => { this.input += chunk; this.pump(); });
+    sock.on('drain', () => this.pump());
     sock.on('error', () => { /* the client went away; nothing to tell it */ });
     this.send(GREETING);
   }
@@ -68,30 +86,40 @@ class QmpConnection {
       text = JSON.stringify({ error: { class: 'GenericError', desc: `cannot encode reply: ${(e as Error).message}` } });
     }
     this.sock.write(`${text}\r\n`);
+    if (this.sock.writableLength > OUT_LIMIT) {
+      process.stderr.write(`switchover-vm: QMP client dropped: it left ${this.sock.writableLength} bytes of replies and events unread (limit ${OUT_LIMIT})\n`);
+      this.sock.destroy();
+    }
   }
 
   close(): void { this.sock.destroy(); }
 
-  private onData(chunk: string): void {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf('\n', start);
+  private congested(): boolean {
+    return this.queued >= MAX_QUEUED_REQUESTS || this.sock.writableLength >= OUT_HIGH_WATER;
+  }
+
+  /** Handles whole lines while the client is not congested; reads on only when all are handled. */
+  private pump(): void {
+    while (!this.congested() && !this.sock.destroyed) {
+      const nl = this.input.indexOf('\n', this.pos);
       if (nl < 0) break;
-      const piece = chunk.slice(start, nl);
-      start = nl + 1;
-      if (this.discarding) { this.discarding = false; this.pending = ''; continue; }
-      const line = this.pending + piece;
-      this.pending = '';
+      const line = this.input.slice(this.pos, nl);
+      this.pos = nl + 1;
+      if (this.discarding) { this.discarding = false; continue; }
       if (Buffer.byteLength(line) > MAX_LINE_BYTES) { this.tooLong(); continue; }
       this.onLine(line);
     }
-    if (this.discarding) return;
-    this.pending += chunk.slice(start);
-    if (Buffer.byteLength(this.pending) > MAX_LINE_BYTES) {
-      this.pending = '';
+    this.input = this.input.slice(this.pos);
+    this.pos = 0;
+    const wholeLine = this.input.includes('\n');
+    // (a string's UTF-8 is at most 3 bytes per UTF-16 unit: most partial lines skip the count)
+    if (!wholeLine && (this.discarding || (this.input.length * 3 > MAX_LINE_BYTES && Buffer.byteLength(this.input) > MAX_LINE_BYTES))) {
+      if (!this.discarding) this.tooLong();
       this.discarding = true;
-      this.tooLong();
+      this.input = '';
     }
+    if (wholeLine || this.congested()) this.sock.pause();
+    else this.sock.resume();
   }
 
   private tooLong(): void {
@@ -113,7 +141,9 @@ class QmpConnection {
       return;
     }
     // Replies go out in request order even when a command completes asynchronously.
-    this.chain = this.chain.then(() => this.handle(req)).catch((e: Error) => this.send({ error: { class: 'GenericError', desc: e.message } }));
+    this.queued++;
+    this.chain = this.chain.then(() => this.handle(req)).catch((e: Error) => this.send({ error: { class: 'GenericError', desc: e.message } }))
+      .finally(() => { this.queued--; this.pump(); });
   }
 
   private async handle(req: unknown): Promise<void> {
@@ -122,21 +152,24 @@ class QmpConnection {
       return;
     }
     const r = req as Record<string, unknown>;
-    const idPart = 'id' in r ? { id: r.id } : {};
+    const idPart = Object.hasOwn(r, 'id') ? { id: r.id } : {};
     const fail = (cls: QmpErrorClass, desc: string): void => this.send({ error: { class: cls, desc }, ...idPart });
-    const execute = r.execute ?? r['exec-oob'];
+    const execute = Object.hasOwn(r, 'execute') ? r.execute : Object.hasOwn(r, 'exec-oob') ? r['exec-oob'] : undefined;
     if (execute === undefined) return fail('GenericError', "QMP input lacks member 'execute'");
     if (typeof execute !== 'string') return fail('GenericError', "QMP input member 'execute' must be a string");
     for (const k of Object.keys(r)) {
       if (!['execute', 'arguments', 'id'].includes(k)) return fail('GenericError', `QMP input member '${k}' is unexpected`);
     }
-    if (r.arguments !== undefined && (typeof r.arguments !== 'object' || r.arguments === null || Array.isArray(r.arguments))) {
+    const rawArgs = Object.hasOwn(r, 'arguments') ? r.arguments : undefined;
+    if (rawArgs !== undefined && (typeof rawArgs !== 'object' || rawArgs === null || Array.isArray(rawArgs))) {
       return fail('GenericError', "QMP input member 'arguments' must be an object");
     }
-    const args = (r.arguments ?? {}) as Record<string, unknown>;
+    const args = (rawArgs ?? {}) as Record<string, unknown>;
     if (execute === 'qmp_capabilities') {
       if (this.negotiated) return fail('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
-      const enable = args.enable;
+      const unexpected = Object.keys(args).find((k) => k !== 'enable');
+      if (unexpected !== undefined) return fail('GenericError', `Parameter '${unexpected}' is unexpected`);
+      const enable = Object.hasOwn(args, 'enable') ? args.enable : undefined;
       if (enable !== undefined && (!Array.isArray(enable) || enable.some((c) => c !== 'oob'))) {
         return fail('GenericError', "Parameter 'enable' expects a list of QMPCapability ('oob')");
       }

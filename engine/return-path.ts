@@ -45,12 +45,53 @@ export class ReturnPathReader {
   }
 }
 
-/** Destination side: sends return-path messages (a no-op once the channel is gone). */
+/**
+ * Return-path bytes the source has not read above which the destination gives up on it. A
+ * source reads its return path all the time; one that does not, while it keeps sending ping
+ * sections, would otherwise grow the destination without bound (issue 18: 3.9 GB RSS on
+ * 80 MiB of pings).
+ */
+export const RP_OUT_LIMIT = 1 << 20;
+
+/**
+ * Destination side: sends return-path messages (a no-op once the channel is gone). PONGs, the
+ * one message a source can make the destination send at will, are coalesced into one write per
+ * turn: a socket write costs far more memory than its 8 bytes while it waits in the queue.
+ * Every other message goes out at once, after the PONGs before it, so order is kept and the
+ * caller may end the socket right after a SHUT or FAIL.
+ */
 export class ReturnPathWriter {
+  private pongs: Buffer[] = [];
+  private pongBytes = 0;
+
   constructor(private readonly channel: MigrationChannel) {}
 
   send(m: RpMessage): void {
-    if (this.channel.closed) return;
-    this.channel.socket.write(encodeRp(m));
+    const sock = this.channel.socket;
+    if (this.channel.closed || sock.destroyed) return;
+    const bytes = encodeRp(m);
+    if (sock.writableLength + this.pongBytes + bytes.length > RP_OUT_LIMIT) {
+      process.stderr.write(`switchover-vm: return path: the source left ${sock.writableLength + this.pongBytes} bytes unread (limit ${RP_OUT_LIMIT}); closing the migration channel\n`);
+      this.pongs = [];
+      this.pongBytes = 0;
+      this.channel.destroy();
+      return;
+    }
+    if (m.type !== 'pong') {
+      this.flush();
+      sock.write(bytes);
+      return;
+    }
+    if (!this.pongs.length) queueMicrotask(() => this.flush());
+    this.pongs.push(bytes);
+    this.pongBytes += bytes.length;
+  }
+
+  private flush(): void {
+    if (!this.pongs.length) return;
+    const sock = this.channel.socket;
+    if (!this.channel.closed && !sock.destroyed) sock.write(Buffer.concat(this.pongs, this.pongBytes));
+    this.pongs = [];
+    this.pongBytes = 0;
   }
 }

@@ -32,7 +32,7 @@ export class TapOptionsError extends Error {
 
 const KNOWN = new Set(['id', 'ifname', 'fd', 'fds', 'helper', 'script', 'downscript', 'queues', 'vhost', 'vnet_hdr', 'sndbuf', 'incoming-fds']);
 /** net/tap.c MAX_TAP_QUEUES. */
-const MAX_TAP_QUEUES = 1024;
+export const MAX_TAP_QUEUES = 1024;
 
 function bool(opts: Record<string, string>, key: string): boolean | undefined {
   const v = opts[key];

@@ -9,8 +9,8 @@
 //   downtime       longer than B + max(20% of B, 10 ms)
 //   throughput     migration bytes/s below B - 20%
 //   verdict        pass in the baseline, anything else now
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { InputError, describeGot, isPlainObject } from './schema.js';
 import type { BackendName, ScenarioResult, Verdict } from './types.js';
 import { median } from './stats.js';
@@ -77,13 +77,23 @@ export function toBaseline(results: readonly ScenarioResult[], now = new Date())
   return { format: 'switchover-baseline', version: 1, savedAt: now.toISOString(), entries: summarize(results) };
 }
 
-/** `switchover baseline save`: writes the baseline atomically (a reader never sees half a file). */
+/**
+ * `switchover baseline save`: writes the baseline atomically (a reader never sees half a file).
+ * The temp file is created O_CREAT|O_EXCL in a fresh private directory beside the target, so no
+ * name can be guessed and no planted symlink is followed (issue 18); the rename then replaces
+ * the target itself, a symlink there included, never what it points to. The target's directory
+ * must exist: `switchover` checks it before the run.
+ */
 export async function saveBaseline(results: readonly ScenarioResult[], file: string): Promise<Baseline> {
   const baseline = toBaseline(results);
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(baseline, null, 2)}\n`);
-  await rename(tmp, file);
+  const dir = await mkdtemp(join(dirname(file), '.switchover-baseline-'));
+  try {
+    const tmp = join(dir, 'baseline.json');
+    await writeFile(tmp, `${JSON.stringify(baseline, null, 2)}\n`, { flag: 'wx' });
+    await rename(tmp, file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
   return baseline;
 }
 

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InputError, describeGot, didYouMean } from './schema.js';
+import { InputError, describeGot, didYouMean, quote } from './schema.js';
 import { validateScenario } from './scenario.js';
 import type { Scenario } from './types.js';
 
@@ -48,12 +48,16 @@ async function readCatalogue(dir: string): Promise<Scenario[]> {
   return scenarios.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/** `file` is what runs; errors name `label`, the file the user wrote (a .ts runs from a temp copy). */
 async function importScenario(file: string, label: string): Promise<Scenario> {
   let mod: { default?: unknown };
   try {
     mod = await import(pathToFileURL(file).href) as { default?: unknown };
   } catch (err) {
-    throw new InputError(label, '', `cannot load: ${(err as Error).message}`, { cause: err });
+    // A module may throw anything (`throw 42`), not only an Error.
+    const why = err instanceof Error ? err.message : `it threw ${describeGot(err)}`;
+    const named = why.replaceAll(pathToFileURL(file).href, label).replaceAll(file, label);
+    throw new InputError(label, '', `cannot load: ${named}`, { cause: err });
   }
   if (mod.default === undefined) {
     throw new InputError(label, '', 'expected a default export made with defineScenario({...}), got nothing');
@@ -94,13 +98,13 @@ export async function loadScenarioFile(path: string): Promise<Scenario> {
     case '.mjs':
       return importScenario(file, label);
     case '.ts':
-      return importTypeScript(text, label);
+      return importTypeScript(text, file, label);
     default:
       throw new InputError(label, '', `expected a .ts, .js, .mjs or .json scenario file, got ${describeGot(extname(file) || 'no extension')}`);
   }
 }
 
-async function importTypeScript(source: string, label: string): Promise<Scenario> {
+async function importTypeScript(source: string, file: string, label: string): Promise<Scenario> {
   let ts: typeof import('typescript');
   try {
     ts = (await import('typescript')).default;
@@ -118,13 +122,16 @@ async function importTypeScript(source: string, label: string): Promise<Scenario
     throw new InputError(label, '', `does not parse${where ? ` (line ${where.line + 1})` : ''}: ${ts.flattenDiagnosticMessageText(syntax.messageText, ' ')}`);
   }
   const ours = pathToFileURL(SCENARIO_MODULE).href;
-  const js = out.outputText.replace(/(from\s*|import\s*\(\s*)(['"])[^'"]*harness\/scenario(?:\.js|\.ts)?\2/g, `$1$2${ours}$2`);
+  // Relative imports resolve beside the file the user wrote, not beside the temp copy.
+  const js = out.outputText
+    .replace(/(from\s*|import\s*\(\s*)(['"])[^'"]*harness\/scenario(?:\.js|\.ts)?\2/g, `$1$2${ours}$2`)
+    .replace(/(from\s*|import\s*\(\s*)(['"])(\.\.?\/[^'"]*)\2/g, (_, lead: string, q: string, spec: string) => `${lead}${q}${new URL(spec, pathToFileURL(file)).href}${q}`);
   // A private directory: the module is ours to run and nobody else's to swap.
   const dir = await mkdtemp(join(tmpdir(), 'switchover-scenario-'));
   try {
-    const file = join(dir, 'scenario.mjs');
-    await writeFile(file, js, { mode: 0o600 });
-    return await importScenario(file, label);
+    const copy = join(dir, 'scenario.mjs');
+    await writeFile(copy, js, { mode: 0o600 });
+    return await importScenario(copy, label);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -147,7 +154,7 @@ export async function findScenarios(names: readonly string[], catalogue?: Scenar
     const matches = arg.includes('*') ? all.filter((s) => globToRegExp(arg).test(s.name)) : all.filter((s) => s.name === arg);
     if (!matches.length) {
       const guess = arg.includes('*') ? undefined : didYouMean(arg, all.map((s) => s.name));
-      throw new InputError('', '', `unknown scenario ${JSON.stringify(arg)}${guess ? `; did you mean "${guess}"?` : ''} (\`switchover list\` shows the catalogue)`);
+      throw new InputError('', '', `unknown scenario ${quote(arg)}${guess ? `; did you mean "${guess}"?` : ''} (\`switchover list\` shows the catalogue)`);
     }
     for (const s of matches) picked.set(s.name, s);
   }

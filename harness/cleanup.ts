@@ -1,6 +1,8 @@
-// Process-level cleanup registry: teardown must run on SIGINT and SIGTERM too, not only on
-// normal exit and errors (those are `finally` blocks). Handlers run newest first, bounded in
-// time, then the process exits with the conventional 128+signal code (130, 143). A crash
+// Process-level cleanup registry: teardown must run on every terminating signal too (SIGINT,
+// SIGTERM, SIGHUP when the terminal goes, SIGQUIT), not only on normal exit and errors (those
+// are `finally` blocks). Handlers run newest first, bounded in time, then the process exits
+// with the conventional 128+signal code (130, 143, 129, 131). SIGKILL cannot be caught:
+// `switchover cleanup` (cleanup-command.ts) removes what such a run left. A crash
 // (an uncaught exception or unhandled rejection, which skips every `finally` still pending)
 // is reported as Node would, cleaned up the same way, and exits 1.
 //
@@ -14,23 +16,23 @@ const handlers = new Set<Cleanup>();
 const CLEANUP_BUDGET_MS = 15_000;
 let cleaning: Promise<void> | undefined;
 
-const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129, SIGQUIT: 131 } as const;
+type TerminatingSignal = keyof typeof SIGNAL_EXIT;
 
-function onSignal(signal: 'SIGINT' | 'SIGTERM'): void {
+function onSignal(signal: TerminatingSignal): void {
   // A second Ctrl-C while cleaning must not abort the teardown half way.
   const done = runExitHandlers();
   const budget = new Promise<void>((resolve) => setTimeout(resolve, CLEANUP_BUDGET_MS).unref());
   void Promise.race([done, budget]).finally(() => process.exit(SIGNAL_EXIT[signal]));
 }
-const sigint = (): void => onSignal('SIGINT');
-const sigterm = (): void => onSignal('SIGTERM');
 function onCrash(err: unknown): void {
   process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   const budget = new Promise<void>((resolve) => setTimeout(resolve, CLEANUP_BUDGET_MS).unref());
   void Promise.race([runExitHandlers(), budget]).finally(() => process.exit(1));
 }
 const hooks: Array<[NodeJS.Signals | 'uncaughtException' | 'unhandledRejection', (arg: unknown) => void]> = [
-  ['SIGINT', sigint], ['SIGTERM', sigterm], ['uncaughtException', onCrash], ['unhandledRejection', onCrash],
+  ...(Object.keys(SIGNAL_EXIT) as TerminatingSignal[]).map((sig): [NodeJS.Signals, () => void] => [sig, () => onSignal(sig)]),
+  ['uncaughtException', onCrash], ['unhandledRejection', onCrash],
 ];
 
 export function onExit(fn: Cleanup): () => void {

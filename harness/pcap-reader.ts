@@ -8,7 +8,12 @@
 // parse here (https://www.tcpdump.org/manpages/pcap-savefile.5.html).
 //
 // Link types: Ethernet (1), Linux cooked v1 (113, `tcpdump -y LINUX_SLL`) and v2 (276,
-// `tcpdump -i any` since libpcap 1.10). Other link types are delivered with ethertype -1.
+// `tcpdump -i any` since libpcap 1.10). A file of any other link type is refused by name: read
+// as "no flows", it would look like a capture in which nothing happened (issue 18).
+//
+// A record header that no writer produces (original length 0, a fraction of a second past one
+// second, more captured than on the wire) ends the records: what follows, such as zeros a crash
+// left at the end of the file, is reported in `trailing` rather than read as packets at 1970.
 import { open } from 'node:fs/promises';
 
 export const LINKTYPE_ETHERNET = 1;
@@ -21,6 +26,13 @@ export const ETHERTYPE_RARP = 0x8035;
 const ETHERTYPE_VLAN = 0x8100;
 const ETHERTYPE_QINQ = 0x88a8;
 const ARPHRD_ETHER = 1;
+
+const DECODED_LINK_TYPES = new Set([LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2]);
+/** Names of link types that turn up in foreign captures, for the refusal (pcap-linktype(7)). */
+const LINK_TYPE_NAMES: Record<number, string> = {
+  0: 'BSD loopback', 7: 'ARCNET', 101: 'raw IP', 104: 'Cisco HDLC', 105: 'IEEE 802.11', 108: 'OpenBSD loopback',
+  127: '802.11 radiotap', 129: 'Linux ARCNET', 226: 'IPNET', 228: 'raw IPv4', 229: 'raw IPv6', 242: 'IP over InfiniBand',
+};
 
 const CHUNK_BYTES = 1 << 20;
 /** No sane capture has bigger records (libpcap's MAXIMUM_SNAPLEN is 262144). */
@@ -36,6 +48,8 @@ export interface PcapFileInfo {
   lastTsMicros: number;
   /** The last record was cut short (capture killed mid-write); it was not delivered. */
   truncated: boolean;
+  /** Bytes after the last record that are not records (an impossible record header); not read. */
+  trailing?: { offset: number; bytes: number; reason: string };
 }
 
 /**
@@ -78,12 +92,15 @@ export async function readPcap(file: string, onPacket: (p: PcapPacket) => void):
     const buf = Buffer.allocUnsafe(CHUNK_BYTES);
     let filled = 0;
     let pos = 0;
+    /** File offset of buf[0]. */
+    let base = 0;
     let eof = false;
     const fill = async (): Promise<void> => {
       // Keep the unread tail, then top the buffer up.
       if (pos > 0) {
         buf.copy(buf, 0, pos, filled);
         filled -= pos;
+        base += pos;
         pos = 0;
       }
       while (!eof && filled < buf.length) {
@@ -112,6 +129,10 @@ export async function readPcap(file: string, onPacket: (p: PcapPacket) => void):
     if (major !== 2) throw new PcapFormatError(file, `unsupported pcap version ${major}; expected 2.4`);
     const snaplen = u32(16);
     const linkType = u32(20) & 0x0fffffff; // upper bits carry FCS flags (pcap-savefile(5))
+    if (!DECODED_LINK_TYPES.has(linkType)) {
+      const name = LINK_TYPE_NAMES[linkType];
+      throw new PcapFormatError(file, `link type ${linkType}${name ? ` (${name})` : ''} is not decoded, so its packets cannot be analysed`);
+    }
     pos = 24;
 
     const info: PcapFileInfo = {
@@ -135,6 +156,14 @@ export async function readPcap(file: string, onPacket: (p: PcapPacket) => void):
       const origLen = u32(pos + 12);
       if (capLen > MAX_RECORD_BYTES) {
         throw new PcapFormatError(file, `corrupt record ${info.packets + 1}: captured length ${capLen} exceeds ${MAX_RECORD_BYTES}`);
+      }
+      const impossible = origLen === 0 ? 'original length 0'
+        : capLen > origLen ? `captured length ${capLen} above original length ${origLen}`
+          : frac >= 1e6 * fracDiv ? `sub-second field ${frac}` : undefined;
+      if (impossible) {
+        const offset = base + pos;
+        info.trailing = { offset, bytes: (await fh.stat()).size - offset, reason: impossible };
+        break;
       }
       if (filled - pos < 16 + capLen) {
         if (eof) { info.truncated = true; break; }

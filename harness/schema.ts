@@ -1,7 +1,8 @@
 // A small declarative validator for user input (scenario files, `--set`, `--shard`):
 // every rejection names where the input came from, the field path, what was expected
 // and what was found, e.g.
-//   scenarios/foo.ts: traffic.flows[0].intervalMs: expected a number > 0, got "fast"
+//   scenarios/foo.ts: traffic.flows[0].intervalMs: expected an integer from 1 to 1000 (ms), got "fast"
+// User text is quoted clipped (MAX_QUOTED), so a hostile input never comes back whole.
 // Schemas are data, so `--set` can look up a field's type to coerce a command-line string.
 
 /** Bad user input. The CLI maps it to exit code 2; nothing has been started when it is thrown. */
@@ -14,19 +15,35 @@ export class InputError extends Error {
     readonly detail: string,
     options?: ErrorOptions,
   ) {
-    super([where, path, detail].filter(Boolean).join(': '), options);
+    super([clip(where, MAX_QUOTED * 3), clip(path, MAX_QUOTED * 3), detail].filter(Boolean).join(': '), options);
     this.name = 'InputError';
   }
 }
 
+/** Most characters of user text an error quotes. */
+export const MAX_QUOTED = 60;
+
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** `text` for one line of a message: control characters escaped, at most `max` characters of it. */
+export function clip(text: string, max = MAX_QUOTED): string {
+  const shown = text.length <= max ? text : text.slice(0, max);
+  const safe = shown.replace(/[\x00-\x1f\x7f]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length <= max ? safe : `${safe}… (${text.length} characters)`;
+}
+
+/** User text as an error quotes it: JSON-quoted, at most MAX_QUOTED characters of it. */
+export function quote(text: string): string {
+  return text.length <= MAX_QUOTED ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, MAX_QUOTED))}… (${text.length} characters)`;
+}
+
+/** Every number has both bounds, in the unit the tool it reaches accepts (issue 18: no 1e-300 ms). */
 export interface NumberSchema {
   type: 'number';
   integer?: boolean;
-  /** Inclusive lower bound. */
-  min?: number;
-  /** Exclusive lower bound (`a number > 0`). */
-  above?: number;
-  max?: number;
+  /** Inclusive bounds. */
+  min: number;
+  max: number;
   /** What the number is, appended to the expectation: "(ms)". */
   unit?: string;
 }
@@ -71,11 +88,7 @@ export function describeExpected(schema: Schema): string {
     case 'number': {
       const noun = schema.integer ? 'an integer' : 'a number';
       const unit = schema.unit ? ` (${schema.unit})` : '';
-      if (schema.min !== undefined && schema.max !== undefined) return `${noun} from ${schema.min} to ${schema.max}${unit}`;
-      if (schema.above !== undefined && schema.max !== undefined) return `${noun} > ${schema.above} and <= ${schema.max}${unit}`;
-      if (schema.above !== undefined) return `${noun} > ${schema.above}${unit}`;
-      if (schema.min !== undefined) return `${noun} >= ${schema.min}${unit}`;
-      return `${noun}${unit}`;
+      return `${noun} from ${schema.min} to ${schema.max}${unit}`;
     }
     case 'boolean': return 'true or false';
     case 'string': return schema.describe;
@@ -93,7 +106,7 @@ export function describeExpected(schema: Schema): string {
 export function describeGot(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') return quote(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) {
     const text = JSON.stringify(v);
@@ -114,9 +127,7 @@ export function check(schema: Schema, value: unknown, where: string, path: strin
     case 'number': {
       const ok = typeof value === 'number' && Number.isFinite(value)
         && (!schema.integer || Number.isInteger(value))
-        && (schema.min === undefined || value >= schema.min)
-        && (schema.above === undefined || value > schema.above)
-        && (schema.max === undefined || value <= schema.max);
+        && value >= schema.min && value <= schema.max;
       if (!ok) fail(where, path, schema, value);
       return;
     }
@@ -178,16 +189,23 @@ export function unknownField(schema: ObjectSchema, key: string, where: string, p
     guess ? `unknown field; did you mean "${guess}"?` : `unknown field; known fields: ${known.join(', ')}`);
 }
 
-/** The closest candidate when it is close enough to be a typo (case-insensitive; a swap of neighbours counts as one edit). */
+/**
+ * The closest candidate when it is close enough to be a typo (case-insensitive; a swap of
+ * neighbours counts as one edit). The distance is at least the difference in length, so a
+ * candidate whose length differs by more than the allowed edits is not compared at all: a
+ * 1 MB word costs a length check per candidate, not a 1 MB x N table.
+ */
 export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
   const w = word.toLowerCase();
+  const allowed = Math.max(1, Math.min(3, Math.floor(w.length / 3)));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
-    const d = editDistance(w, c.toLowerCase());
+    const lower = c.toLowerCase();
+    if (Math.abs(lower.length - w.length) > allowed) continue;
+    const d = editDistance(w, lower);
     if (d < bestDistance) { best = c; bestDistance = d; }
   }
-  const allowed = Math.max(1, Math.min(3, Math.floor(w.length / 3)));
   return bestDistance <= allowed ? best : undefined;
 }
 

@@ -24,7 +24,7 @@
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { onExit } from './cleanup.js';
-import { privileged, resolveTool, runPrivileged, signalProcess, requireTools, type RunOptions, type RunResult } from './exec.js';
+import { isRoot, privileged, resolveTool, runPrivileged, signalProcess, requireTools, type RunOptions, type RunResult } from './exec.js';
 import { createRunDir, newRunId, runNames, type RunNames } from './names.js';
 import type { Layout } from './types.js';
 
@@ -395,7 +395,8 @@ export async function createTopology(opts: TopologyOptions): Promise<Topology> {
   if (!Number.isInteger(opts.queues) || opts.queues < 1 || opts.queues > 16) {
     throw new Error(`queues must be an integer from 1 to 16, got ${JSON.stringify(opts.queues)}`);
   }
-  requireTools(['ip', 'bridge', 'sysctl']);
+  // sudo too unless root, before the run dir exists: a run that cannot get privilege leaves nothing.
+  requireTools(['ip', 'bridge', 'sysctl', ...(isRoot() ? [] : ['sudo'])]);
   const topo = new NetTopology(opts.layout, opts.queues, opts.runId ?? newRunId());
   try {
     await topo.build();

@@ -80,6 +80,14 @@ export function parsePingOutput(text: string): PingResult {
   return r;
 }
 
+/**
+ * Whether ping got as far as sending: iputils prints "PING dst ..." before its first request.
+ * Without that line an exit code of 1 is a refused argument ("invalid argument"), not loss.
+ */
+export function pingStarted(out: string): boolean {
+  return out.split('\n').some((line) => HEADER.test(line.trim()));
+}
+
 export interface PingOptions {
   dst: string;
   intervalMs: number;
@@ -99,8 +107,9 @@ export interface PingRun {
 export function startPing(topo: Pick<Topology, 'spawn'>, opts: PingOptions): PingRun {
   requireTools(['ping']);
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.dst)) throw new PingError(`ping destination must be an IPv4 address, got ${JSON.stringify(opts.dst)}`);
-  if (!(opts.intervalMs > 0) || !Number.isInteger(opts.count) || opts.count < 1) {
-    throw new PingError(`ping needs intervalMs > 0 and an integer count >= 1, got ${opts.intervalMs} and ${opts.count}`);
+  // iputils keeps whole milliseconds of -i (less is a flood) and reads -c as digits (1e+21 is "invalid argument").
+  if (!Number.isInteger(opts.intervalMs) || opts.intervalMs < 1 || !Number.isSafeInteger(opts.count) || opts.count < 1) {
+    throw new PingError(`ping needs a whole intervalMs >= 1 and an integer count from 1 to 2^53, got ${opts.intervalMs} and ${opts.count}`);
   }
   const waitS = opts.waitS ?? 1;
   const argv = ['ping', '-i', String(opts.intervalMs / 1000), '-D', '-O', '-c', String(opts.count), '-W', String(waitS), opts.dst];
@@ -118,6 +127,10 @@ export function startPing(topo: Pick<Topology, 'spawn'>, opts: PingOptions): Pin
       // iputils: 0 all answered, 1 some lost, 2 an error (bad address, no route, ...).
       if (code !== 0 && code !== 1 && !(signal === 'SIGINT' && out)) {
         reject(new PingError(`${argv.join(' ')} failed (${signal ?? `exit code ${code}`}): ${err.trim() || out.trim() || 'no output'}`));
+        return;
+      }
+      if (!pingStarted(out)) {
+        reject(new PingError(`${argv.join(' ')} did not start (${signal ?? `exit code ${code}`}): ${err.trim() || 'no output'}`));
         return;
       }
       resolve(parsePingOutput(out));

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MAX_LINE_BYTES } from '../qmp-server.js';
-import { SeededRandom } from './seeded-random.js';
+import { SeededRandom } from '../../fixtures/seeded-random.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/switchover.js', import.meta.url));
 const CASES = Number(process.env.FUZZ_CASES ?? 2000);

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_TOLERANCE, compareToBaseline, formatComparison, loadBaseline, parseTolerance, saveBaseline, toBaseline } from '../baseline.js';
@@ -62,7 +62,11 @@ test('repeated results are compared by their median, so one outlier neither sets
 test('save and load round-trip; a --json results file also works as a baseline', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'switchover-base-'));
   try {
-    const file = join(dir, 'sub', 'baseline.json');
+    // The directory is the user's to create (issue 18): saving never makes one silently.
+    await saveBaseline([fakeResult({ lost: 2 })], join(dir, 'sub', 'baseline.json'))
+      .then(() => assert.unreachable('saved into a missing directory'), (e: NodeJS.ErrnoException) => assert.is(e.code, 'ENOENT'));
+    assert.not.ok(existsSync(join(dir, 'sub')), 'no directory was created');
+    const file = join(dir, 'baseline.json');
     const saved = await saveBaseline([fakeResult({ lost: 2 })], file);
     assert.equal(await loadBaseline(file), JSON.parse(readFileSync(file, 'utf8')));
     assert.is(saved.entries[0]!.lost, 2);
