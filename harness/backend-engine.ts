@@ -108,6 +108,7 @@ async function startVm(name: string, argv: string[], opts: { netns?: string; run
   };
   return {
     pid: child.pid!, qmp, logPath, exited, kill,
+    guestUdpSend: async (o) => { await qmp.execute('x-guest-udp-send', o); },
     async shutdown(): Promise<void> {
       if (child.exitCode === null && child.signalCode === null) {
         await qmp.execute('quit', undefined, { timeoutMs: QUIT_GRACE_MS }).catch(() => undefined);
@@ -144,8 +145,6 @@ async function probeEngine(): Promise<BackendFeatures> {
         // The engine accepts vhost=on on its command line but does not emulate vhost-net (no
         // in-kernel datapath), so scenarios that need vhost are unsupported here (issue 5).
         vhost: false,
-        // x-guest-udp-send is part of the engine's QMP schema (engine/qmp-protocol.ts).
-        guestUdpSend: true,
       };
     } finally {
       await vm.shutdown();

@@ -11,9 +11,14 @@
 // - TAP fds (`passTapFds`): the harness opens the TAP in the host netns and hands the fds to
 //   QEMU over QMP (`getfd`, SCM_RIGHTS), then `netdev_add fd=`/`fds=` + `device_add`, as
 //   libvirt does; QEMU is started -S for that and `cont`ed after unless the spec says -S.
-// - The guest (busybox) answers ICMP echo only: Debian's busybox-static has no UDP nc or
-//   udpsvd (see fixtures/guest/init.sh), so `guestUdpSend` is false and ping is its traffic.
-//   Guest RAM is idle, so a scenario's dirty rate has no effect on this backend.
+// - The guest runs the engine guest's workload (fixtures/guest/guest-udp.c): ICMP echo (its
+//   kernel), UDP echo on 7, a sink on 9, a dirtier at the scenario's dirty rate (kernel
+//   command line), and its own sequenced stream, started by `guestUdpSend` as a line on the
+//   guest's second serial port (ttyS1, a chardev socket `<name>.ctl` in the run directory),
+//   the stand-in for the engine's `x-guest-udp-send`. The stream's process lives in guest
+//   RAM, so it migrates with the guest, as the engine's sender state does.
+// - Any QEMU binary (`binary`, `--qemu PATH`): Debian's 7.2 on PATH by default, or the 10.0
+//   that `npm run setup -- --qemu-backports` puts in .cache/qemu-10 (harness/qemu-builds.ts).
 //
 // API
 //   qemuBackend({ binary?, cacheDir?, accel?, bootTimeoutMs?, passTapFds? }) -> QemuBackend
@@ -24,10 +29,10 @@
 //     accelerator() -> 'kvm' | 'tcg'   the probe's verdict, cached per process and on disk
 //   qemuArgv(spec, { binary, accel, guest, passTapFds? }) -> string[]   the command line, without netns
 //   nicProperties(spec) -> the virtio-net-pci properties, typed for device_add
-//   unsupportedFor(features, { capabilities?, local?, vhost?, udpTraffic? }, program?) -> reason | undefined
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
@@ -37,7 +42,7 @@ import { onExit } from './cleanup.js';
 import { isRoot, privileged, resolveTool, run, signalProcess } from './exec.js';
 import { QmpClient } from './qmp-client.js';
 import { openTapFdsInNetns } from './tap-fds.js';
-import type { BackendFeatures, Scenario, VmBackend, VmExit, VmHandle, VmSpec } from './types.js';
+import type { BackendFeatures, GuestUdpSend, VmBackend, VmExit, VmHandle, VmSpec } from './types.js';
 
 export type Accelerator = 'kvm' | 'tcg';
 
@@ -72,6 +77,8 @@ const DEFAULT_BOOT_TIMEOUT_MS = 90_000;
 const QMP_CONNECT_TIMEOUT_MS = 20_000;
 const QUIT_GRACE_MS = 5_000;
 const POLL_MS = 50;
+/** A TCG guest on two busy cores can take a while to read its serial port. */
+const CONTROL_REPLY_TIMEOUT_MS = 15_000;
 
 export function qemuBackend(opts: QemuBackendOptions = {}): QemuBackend {
   const binary = opts.binary ?? 'qemu-system-x86_64';
@@ -148,11 +155,15 @@ export function qemuArgv(spec: VmSpec, o: { binary: string; accel: Accelerator; 
   const nic = o.passTapFds ? [] : ['-netdev', netdev.join(','), '-device', device.join(',')];
   return [
     o.binary, '-name', spec.name,
-    '-nodefaults', '-nographic', '-no-user-config',
+    // -no-reboot: a guest that panics (panic=-1 reboots) makes QEMU exit, instead of booting a
+    // fresh guest on the same address that would answer as if it had migrated.
+    '-nodefaults', '-nographic', '-no-user-config', '-no-reboot',
     '-machine', 'pc', '-accel', o.accel, '-m', `${spec.memMB}M`, '-smp', '1',
     '-kernel', o.guest.kernel, '-initrd', o.guest.initrd,
-    '-append', o.guest.cmdline({ ip: spec.ip, mac: spec.mac, gw: spec.gw, role: spec.name }),
+    '-append', o.guest.cmdline({ ip: spec.ip, mac: spec.mac, gw: spec.gw, role: spec.name, dirtyRate: spec.dirtyRate }),
+    // ttyS0 the console, ttyS1 guest-udp's control line.
     '-serial', `file:${consolePath(spec)}`,
+    '-chardev', `socket,id=ctl,path=${controlPath(spec)},server=on,wait=off`, '-serial', 'chardev:ctl',
     '-qmp', `unix:${qmpPath(spec)},server=on,wait=off`,
     ...nic,
     // With passed fds the NIC is added over QMP before the guest may run.
@@ -161,32 +172,46 @@ export function qemuArgv(spec: VmSpec, o: { binary: string; accel: Accelerator; 
   ];
 }
 
-/** What a scenario needs from a backend: its `requires`, plus whether it sends UDP traffic. */
-export type BackendRequirements = NonNullable<Scenario['requires']> & { udpTraffic?: boolean };
-
-/**
- * Why a scenario cannot run on this build, naming every missing item, or undefined.
- * e.g. "qemu-system-x86_64 7.2.22 lacks migration capability 'netpass'".
- */
-export function unsupportedFor(features: BackendFeatures, requires: BackendRequirements | undefined,
-  program = 'qemu-system-x86_64'): string | undefined {
-  const missing: string[] = [];
-  if (requires?.udpTraffic && !features.guestUdpSend) {
-    missing.push("a guest UDP echo/sink (the guest's busybox-static has no UDP nc or udpsvd; use ping traffic)");
-  }
-  for (const cap of requires?.capabilities ?? []) {
-    if (!features.capabilities.includes(cap)) missing.push(`migration capability '${cap}'`);
-  }
-  if (requires?.local) {
-    if (!features.parameters.includes('local')) missing.push(`migration parameter 'local'`);
-    if (!features.incomingFds) missing.push(`tap option 'incoming-fds'`);
-  }
-  if (requires?.vhost && !features.vhost) missing.push('a usable /dev/vhost-net (vhost=on)');
-  return missing.length ? `${program} ${features.version} lacks ${missing.join(', ')}` : undefined;
-}
-
 function consolePath(spec: VmSpec): string { return join(spec.runDir, `${spec.name}.console.log`); }
 function qmpPath(spec: VmSpec): string { return join(spec.runDir, `${spec.name}.qmp`); }
+function controlPath(spec: VmSpec): string { return join(spec.runDir, `${spec.name}.ctl`); }
+
+/**
+ * Start the guest's stream (guest-udp's `send`, see fixtures/guest/guest-udp.c) over the
+ * control line, with the host's clock so the payload times read on the host's timeline.
+ */
+async function guestUdpSend(spec: VmSpec, o: GuestUdpSend): Promise<void> {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(o.dst) || ![o.port, o.rate, o.count].every(Number.isInteger)) {
+    throw new Error(`guest stream for ${spec.name}: dst must be an IPv4 address and port, rate, count integers, got ${JSON.stringify(o)}`);
+  }
+  const hostUs = Math.round((performance.timeOrigin + performance.now()) * 1000);
+  const answer = await controlCommand(controlPath(spec), `send ${o.dst} ${o.port} ${o.rate} ${o.count} ${hostUs}`);
+  if (answer !== 'ok send') throw new Error(`guest-udp on ${spec.name} refused the stream: ${answer}`);
+}
+
+/** One line to the guest's ttyS1 (QEMU's chardev socket) and its one-line answer. */
+function controlCommand(path: string, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = netConnect(path);
+    let got = '';
+    const fail = (why: string): void => {
+      sock.destroy();
+      reject(new Error(`guest-udp's control line ${path}: ${why}; is the guest booted? (its console log is beside it)`));
+    };
+    const timer = setTimeout(() => fail(`no answer to "${line}" within ${CONTROL_REPLY_TIMEOUT_MS} ms`), CONTROL_REPLY_TIMEOUT_MS);
+    sock.setEncoding('latin1');
+    sock.once('error', (e) => { clearTimeout(timer); fail(e.message); });
+    sock.once('connect', () => sock.write(`${line}\n`));
+    sock.on('data', (d: string) => {
+      got += d;
+      const nl = got.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.end();
+      resolve(got.slice(0, nl).trim());
+    });
+  });
+}
 
 /** `ip netns exec` runs the binary by name in PATH; a relative --qemu path must be made absolute. */
 function resolveBinary(binary: string): string {
@@ -230,6 +255,7 @@ async function startVm(spec: VmSpec, argv: string[], accel: Accelerator): Promis
   }
   return {
     spec, pid: child.pid!, qmp, logPath, consoleLog, accelerator: accel, exited, kill,
+    guestUdpSend: (o) => guestUdpSend(spec, o),
     async shutdown() {
       await qmp.execute('quit', undefined, { timeoutMs: QUIT_GRACE_MS }).catch(() => undefined);
       const gone = await Promise.race([exited.then(() => true), sleep(QUIT_GRACE_MS).then(() => false)]);
@@ -338,7 +364,6 @@ async function probeFeatures(binary: string, accelerator: () => Promise<Accelera
       parameters: Object.keys(params),
       incomingFds: schema.some((t) => t.members?.some((m) => m.name === 'incoming-fds')),
       vhost: vhostUsable(),
-      guestUdpSend: false,
     };
   } catch (e) {
     throw new Error(`probing ${basename(binary)} failed: ${(e as Error).message}${stderr ? `; it said: ${stderr.trim()}` : ''}`, { cause: e });

@@ -6,9 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { analyzeCommand } from './analyze-command.js';
+import { joinDashValues, valuedOptions } from './args.js';
 import { compareToBaseline, formatComparison, loadBaseline, parseTolerance, saveBaseline } from './baseline.js';
 import { findScenarios, listCommand, loadCatalogue } from './catalogue.js';
+import { cleanupCommand } from './cleanup-command.js';
 import { ToolMissingError } from './exec.js';
+import { checkOutputDir, checkOutputFile, OutputError, writeOutput } from './output-paths.js';
 import { Progress } from './progress.js';
 import { formatRepeatStats, repeatStatsByScenario } from './repeat-stats.js';
 import { exitCodeFor, writeJsonReport, type JsonReport } from './report-json.js';
@@ -27,6 +30,7 @@ const USAGE = `usage:
   switchover list
   switchover analyze PCAP [--json]
   switchover baseline save OUT.json (--from RESULTS.json | [SCENARIO...] [run options])
+  switchover cleanup [--dry-run] [RUN-ID...]  remove what killed runs left behind
   switchover vm [QEMU-style options]       the engine VM (see README)
 `;
 
@@ -58,12 +62,15 @@ async function backendFor(name: string, qemuPath: string | undefined): Promise<V
 }
 
 async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args: joinDashValues(argv, valuedOptions(RUN_OPTIONS)), options: RUN_OPTIONS, allowPositionals: true, strict: true,
+  });
   if (values.help) { process.stdout.write(USAGE); return 0; }
   let outFile: string | undefined;
   if (mode === 'baseline') {
     if (positionals[0] !== 'save' || !positionals[1]) throw new UsageError('switchover baseline save OUT.json [--from RESULTS.json | SCENARIO...]');
     outFile = positionals[1];
+    checkOutputFile('baseline save', outFile);
     positionals.splice(0, 2);
     if (values.from) {
       let report: JsonReport;
@@ -73,11 +80,19 @@ async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<num
         throw new UsageError(`--from ${values.from}: cannot read a results file: ${(e as Error).message}`);
       }
       if (!Array.isArray(report?.results)) throw new UsageError(`${values.from}: not a switchover --json results file (no "results" array)`);
-      await saveBaseline(report.results, outFile);
-      process.stdout.write(`baseline of ${report.results.length} scenario(s) saved to ${outFile}\n`);
+      const { results } = report;
+      await writeOutput('baseline save', outFile, (f) => saveBaseline(results, f));
+      process.stdout.write(`baseline of ${results.length} scenario(s) saved to ${outFile}\n`);
       return 0;
     }
   }
+  // Every output path is checked before anything is built: a path that cannot be written
+  // must not cost a run, nor turn up only once the results exist.
+  for (const option of ['json', 'junit', 'report'] as const) {
+    const file = values[option];
+    if (file !== undefined) checkOutputFile(`--${option}`, file);
+  }
+  if (values['keep-pcaps'] !== undefined) checkOutputDir('--keep-pcaps', values['keep-pcaps']);
   const repeat = Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 1000) throw new UsageError(`--repeat ${values.repeat}: expected an integer 1..1000`);
   const tolerance = values.tolerance ? parseTolerance(values.tolerance) : undefined;
@@ -104,9 +119,18 @@ async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<num
   process.stdout.write(renderResultsTable(results));
   if (repeat > 1) for (const st of repeatStatsByScenario(results)) process.stdout.write(`${formatRepeatStats(st)}\n`);
   // Per-packet marks go to the HTML report; the JSON keeps the numbers and the lost seqs.
-  if (values.json) writeJsonReport(values.json, results, { packets: false });
-  if (values.junit) writeJunitReport(values.junit, results);
-  if (values.report) writeHtmlReport(values.report, results);
+  // A write that fails costs that file only: the others are written, and its text is kept.
+  const unwritten: string[] = [];
+  const output = async (option: string, file: string | undefined, write: (f: string) => unknown): Promise<void> => {
+    if (file === undefined) return;
+    await writeOutput(option, file, write).catch((e: unknown) => {
+      if (!(e instanceof OutputError)) throw e;
+      unwritten.push(e.message);
+    });
+  };
+  await output('--json', values.json, (f) => writeJsonReport(f, results, { packets: false }));
+  await output('--junit', values.junit, (f) => writeJunitReport(f, results));
+  await output('--report', values.report, (f) => writeHtmlReport(f, results));
   let code = exitCodeFor(results);
   if (baseline) {
     const cmp = compareToBaseline(results, baseline, tolerance);
@@ -114,10 +138,12 @@ async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<num
     if (cmp.regressions.length && code === 0) code = 1;
   }
   if (outFile) {
-    await saveBaseline(results, outFile);
-    process.stdout.write(`baseline saved to ${outFile}\n`);
+    const before = unwritten.length;
+    await output('baseline save', outFile, (f) => saveBaseline(results, f));
+    if (unwritten.length === before) process.stdout.write(`baseline saved to ${outFile}\n`);
   }
-  return code;
+  for (const line of unwritten) process.stderr.write(`switchover: ${line}\n`);
+  return unwritten.length ? 2 : code;
 }
 
 async function dispatch(argv: string[]): Promise<number> {
@@ -127,6 +153,7 @@ async function dispatch(argv: string[]): Promise<number> {
     case 'baseline': return runCommand(rest, 'baseline');
     case 'list': process.stdout.write(listCommand(await loadCatalogue())); return 0;
     case 'analyze': return analyzeCommand(rest);
+    case 'cleanup': return cleanupCommand(rest);
     case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE); return cmd ? 0 : 2;
     default: throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
   }
@@ -140,7 +167,7 @@ export async function main(argv: string[]): Promise<void> {
     const err = e as Error;
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`switchover: ${err.message}\n${USAGE}`);
-    } else if (err instanceof InputError || err instanceof ToolMissingError) {
+    } else if (err instanceof InputError || err instanceof ToolMissingError || err instanceof OutputError) {
       process.stderr.write(`switchover: ${err.message}\n`);
     } else {
       process.stderr.write(`switchover: ${err.stack ?? err.message}\n`);

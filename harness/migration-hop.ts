@@ -15,6 +15,8 @@ import type { FaultStep, Scenario, VmHandle } from './types.js';
 
 export interface HopResult {
   status: MigrationStatus; info: MigrationInfo; dst: VmHandle; handoverMs: number; passes: number;
+  /** The source's last non-zero dirty-pages-rate, read at its MIGRATION_PASS events. */
+  dirtyPagesRate?: number;
   /** The destination never ran (killed, or `cont` refused) after completion: the source was resumed. */
   destinationLost?: string;
 }
@@ -53,6 +55,13 @@ export async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: 
   }
 
   const since = src.qmp.events.length;
+  // QEMU reports dirty-pages-rate only while the migration runs (populate_ram_info in
+  // migration/migration.c leaves it out once completed) and updates it at a bitmap sync: read
+  // it at each pass.
+  let dirtyPagesRate: number | undefined;
+  const offPass = src.qmp.on('MIGRATION_PASS', () => {
+    src.qmp.execute('query-migrate').then((i) => { dirtyPagesRate = i.ram?.['dirty-pages-rate'] || dirtyPagesRate; }, () => undefined);
+  });
   const faults = armFaults(run, src, dst, dstTap, since);
   const continued = s.migration.capabilities.includes('pause-before-switchover')
     ? continueFromPreSwitchover(run, src, since, faults.firedAt('pre-switchover')) : Promise.resolve();
@@ -78,6 +87,7 @@ export async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: 
   const moved = status === 'completed' ? await switched : await Promise.race([switched, sleep(0).then(() => false)]);
   await continued;
   await faults.done;
+  offPass();
   await run.relay?.close();
   run.relay = undefined;
   const passesOf = (info: MigrationInfo): number =>
@@ -90,7 +100,7 @@ export async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: 
     const info = await src.qmp.execute('query-migrate');
     run.mark(`migration ${status}; source resumes`);
     await dst.kill('SIGKILL').catch(() => undefined);
-    return { status, info, dst, handoverMs: 0, passes: passesOf(info) };
+    return { status, info, dst, handoverMs: 0, passes: passesOf(info), dirtyPagesRate };
   }
   // Handover: the source stops (STOP). Until then the source owns the guest MAC, and a
   // frame with that MAC from the destination is MAC flapping. (QEMU announces before it
@@ -105,14 +115,14 @@ export async function migrateOnce(run: Run, src: VmHandle, dstTap: string, hop: 
     if (moved) await topo.switchover();
     await src.qmp.execute('cont');
     const info = await src.qmp.execute('query-migrate');
-    return { status, info, dst, handoverMs, passes: passesOf(info), destinationLost: lost };
+    return { status, info, dst, handoverMs, passes: passesOf(info), dirtyPagesRate, destinationLost: lost };
   }
   // Read the figures only now: with the return path, downtime ends at VM_STARTED, which a
   // destination started with -S sends after `cont`.
   const info = await src.qmp.execute('query-migrate');
   await src.shutdown();
   run.vms = run.vms.filter((v) => v !== src);
-  return { status, info, dst, handoverMs, passes: passesOf(info) };
+  return { status, info, dst, handoverMs, passes: passesOf(info), dirtyPagesRate };
 }
 
 /** `cont` a -S destination after its delay, then wait until it runs. Returns why it did not. */

@@ -19,7 +19,7 @@ import type {
 } from './types.js';
 import {
   type ArraySchema, type Field, InputError, type NumberSchema, type ObjectSchema, type Schema,
-  check, describeGot, didYouMean, isPlainObject, join, mergeDefaults, own, unknownField,
+  check, describeGot, didYouMean, isPlainObject, join, mergeDefaults, own, quote, unknownField,
 } from './schema.js';
 
 export { InputError } from './schema.js';
@@ -125,8 +125,8 @@ const EXPECTATIONS: ObjectSchema = {
   fields: {
     lost: opt(int(0, 10_000_000)),
     minLost: opt(int(1, 10_000_000)),
-    maxOutageMs: opt({ type: 'number', min: 0, unit: 'ms' }),
-    maxAddedLatencyMs: opt({ type: 'number', min: 0, unit: 'ms' }),
+    maxOutageMs: opt({ type: 'number', min: 0, max: 600_000, unit: 'ms' }),
+    maxAddedLatencyMs: opt({ type: 'number', min: 0, max: 600_000, unit: 'ms' }),
     duplicates: opt(int(0, 10_000_000)),
     reordered: opt(int(0, 10_000_000)),
     minAnnounces: opt(int(0, 1000)),
@@ -184,7 +184,8 @@ export const SCENARIO_SCHEMA: ObjectSchema = {
           items: {
             type: 'union', tag: 'kind',
             variants: {
-              ping: variant('ping', { intervalMs: req({ type: 'number', above: 0, unit: 'ms' }) }),
+              // iputils takes -i in seconds but keeps whole milliseconds: below 1 ms it floods.
+              ping: variant('ping', { intervalMs: req(int(1, 1000, 'ms')) }),
               udp: variant('udp', {
                 rate: req(int(1, 100_000, 'packets/s')),
                 direction: req({ type: 'enum', values: ['to-guest', 'from-guest', 'both'] }),
@@ -333,7 +334,7 @@ export function applyOverrides(scenario: Scenario, sets: readonly string[]): Sce
     else if (own(SCENARIO_SCHEMA.fields, key.split(/[.[]/)[0]!)) setPath(s, key, value, where);
     else {
       const guess = didYouMean(key, overrideKeys());
-      throw new InputError(where, '', `unknown setting ${JSON.stringify(key)}; ${guess ? `did you mean "${guess}"?` : `use one of ${Object.keys(ALIASES).join(', ')}, param.NAME or a field path like traffic.durationMs`}`);
+      throw new InputError(where, '', `unknown setting ${quote(key)}; ${guess ? `did you mean "${guess}"?` : `use one of ${Object.keys(ALIASES).join(', ')}, param.NAME or a field path like traffic.durationMs`}`);
     }
   }
   return validateScenario(s, sets.length ? `${scenario.name} with ${sets.map((a) => `--set ${a}`).join(' ')}` : scenario.name);
@@ -467,8 +468,7 @@ export function requirements(s: Scenario): { capabilities: MigrationCapabilityNa
 
 /**
  * Why `backend` cannot run this scenario (reported as `unsupported`), or undefined when it can:
- * a missing capability or parameter, local migration, vhost, or UDP traffic on a guest without
- * a UDP stack (`guestUdpSend` false: the QEMU busybox guest answers ICMP only).
+ * a missing capability or parameter, local migration, or vhost.
  */
 export function unsupportedReason(s: Scenario, backend: BackendName, features: BackendFeatures): string | undefined {
   const who = `${backend} ${features.version}`.trim();
@@ -484,9 +484,6 @@ export function unsupportedReason(s: Scenario, backend: BackendName, features: B
   }
   if (needs.vhost && !features.vhost) {
     return backend === 'engine' ? 'the engine does not emulate vhost-net (topology.vhost is on)' : `${who}: vhost-net is not usable here (/dev/vhost-net)`;
-  }
-  if (s.traffic.flows.some((f) => f.kind === 'udp') && !features.guestUdpSend) {
-    return `${who}: the guest has no UDP echo or sender for the UDP flows (use ping traffic on this backend)`;
   }
   return undefined;
 }

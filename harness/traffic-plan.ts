@@ -1,6 +1,7 @@
 // The scenario's traffic during a run: 1 ms ping and sequenced UDP from the client netns,
-// and the engine guest's own UDP stream back to the client. Flows are bounded in count and
-// time and stopped by the runner; ping's own view is cross-checked against the pcap.
+// and the guest's own UDP stream back to the client (VmHandle.guestUdpSend). Flows are
+// bounded in count and time and stopped by the runner; ping's own view is cross-checked
+// against the pcap.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MIGRATION_TIMEOUT_MS, type Run } from './run-state.js';
 import { startPing, type PingResult, type PingRun } from './traffic-ping.js';
@@ -19,7 +20,7 @@ export interface TrafficRuns {
   udpReceivers: UdpRun[];
   /** traffic.durationMs after the start: the least the traffic lasts. */
   minEnd: number;
-  /** When the guest's own stream (x-guest-udp-send, a fixed count) is over. */
+  /** When the guest's own stream (guestUdpSend, a fixed count) is over. */
   guestStreamEnd: number;
 }
 
@@ -52,7 +53,7 @@ export async function startTraffic(run: Run, src: VmHandle): Promise<TrafficRuns
       await u.ready;
       out.udpReceivers.push(u);
       const count = Math.max(1, Math.round((f.rate * s.traffic.durationMs) / 1000));
-      await src.qmp.execute('x-guest-udp-send', { dst: topo.clientIp, port: GUEST_UDP_PORT, rate: f.rate, count });
+      await src.guestUdpSend({ dst: topo.clientIp, port: GUEST_UDP_PORT, rate: f.rate, count });
       out.guestStreamEnd = Math.max(out.guestStreamEnd, Date.now() + s.traffic.durationMs);
     }
   }

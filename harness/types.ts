@@ -73,6 +73,61 @@ export interface FlowResult {
   outageMs: number; maxGapMs: number; inFlight: number; baselineRttMs: number;
   /** Per-packet marks for reports: seq, send time (ms rel. to migrate), state. */
   packets?: Array<{ seq: number; t: number; rttMs?: number; state: 'ok' | 'lost' | 'delayed' | 'in-flight' }>;
+  /** Where each lost packet died (harness/loss-causes.ts); the counts add up to `lost`. */
+  lossCauses?: LossCause[];
+}
+
+/**
+ * One cause of loss in a flow, with the seqs it explains:
+ *   not-on-wire     the sender never put it on the wire (a client stream's gap on the client
+ *                   side; a guest stream's datagram on no TAP)
+ *   veth-queue      seen leaving the client, on no TAP, within the client veth's tx_dropped
+ *   host-arp-queue  routed layout: on no TAP, within ARP unresolved_discards (the host's
+ *                   neighbour queue while the guest could not answer ARP)
+ *   tap-queue       reached TAP `where` while its VM was paused or running too slowly to
+ *                   read it, within that TAP's tx_dropped
+ *   stopped-source  reached the source's TAP after its STOP: the switchover loss itself
+ *   reply-lost      the VM answered (seen on TAP `where`) but the reply never reached the client
+ *   unknown         what the captures and counters cannot place
+ */
+export type LossCauseName = 'not-on-wire' | 'veth-queue' | 'host-arp-queue' | 'tap-queue' | 'stopped-source' | 'reply-lost' | 'unknown';
+export interface LossCause {
+  cause: LossCauseName;
+  /** The interface (or `guest`) where it died, when known. */
+  where?: string;
+  /** tap-queue: the state of the VM that owned the TAP. */
+  vm?: 'paused' | 'running-too-slow';
+  count: number;
+  seqs: number[];
+}
+
+/** UDP error counters of one netns (/proc/net/snmp), as deltas over a run. */
+export interface UdpErrorCounters { rcvbufErrors: number; sndbufErrors: number; inErrors: number }
+
+/**
+ * The machine's and the harness's own counters around a run (after minus before), so a run
+ * where the harness or the machine was the bottleneck is an `error`, never a verdict.
+ */
+export interface RunHealth {
+  /** Per TAP: its queue length (read from the kernel) and the frames dropped at its queue. */
+  taps: Array<{ name: string; txqueuelen: number; txDropped: number }>;
+  /** Frames the client veth dropped on their way into the host netns. */
+  clientVeth: { name: string; txDropped: number };
+  udp: { host: UdpErrorCounters; client: UdpErrorCounters };
+  /** ARP unresolved_discards: packets dropped while waiting for the guest to answer ARP.
+   * The kernel keeps one count for the whole machine, so other namespaces add to it. */
+  arpUnresolvedDiscards: number;
+  /** tcpdump's own counters per capture point. */
+  captures: Array<{ iface: string; captured: number; droppedByKernel: number }>;
+  /** The client's UDP generators: rate asked and achieved (datagrams/s over sendMs, the
+   * time from first to last send), their own socket's drops, their CPU while sending. */
+  generators: Array<{
+    askedRate: number; achievedRate: number; sent: number; sendMs: number;
+    socketDrops: number; sendErrors: number; sendBlocked: number; cpuMs?: number;
+  }>;
+  /** The engine's longest event-loop stall (ms) per VM and migration phase (query-migrate
+   * x-switchover-max-stall-ms); empty for a backend that does not report it. */
+  engineStalls: Array<{ vm: string; role: 'source' | 'destination'; tap: string; phase: string; maxMs: number }>;
 }
 
 export interface TimelineEvent { t: number; source: 'src' | 'dst' | 'harness'; what: string }
@@ -84,6 +139,8 @@ export interface ScenarioResult {
   verdict: Verdict;
   reason?: string;               // why fail / unsupported / error
   accelerator?: 'kvm' | 'tcg' | 'engine';
+  /** The backend's version as its QMP greeting gives it (query-version), e.g. 7.2.22. */
+  backendVersion?: string;
   startedAt: string;
   wallMs: number;
   migration: {
@@ -91,6 +148,9 @@ export interface ScenarioResult {
     setupTimeMs?: number; hops?: number;
     /** Precopy passes (MIGRATION_PASS events, or ram dirty-sync-count), for expect.minPasses. */
     passes?: number;
+    /** The source's measured dirty rate, pages/s: the last non-zero ram dirty-pages-rate of
+     * query-migrate read at a MIGRATION_PASS (absent when no pass measured one). */
+    dirtyPagesRate?: number;
   };
   traffic: FlowResult[];
   netpass: { cached: number; forwarded: number; dropped: number };
@@ -101,6 +161,8 @@ export interface ScenarioResult {
   expectations: Array<{ name: string; expected: string; actual: string; ok: boolean }>;
   pcaps?: string[];
   guestCounters?: Array<{ port: number; received: number; missing: number; duplicates: number }>;
+  /** Counters of the machine and the harness around the run; absent when the run never got to traffic. */
+  health?: RunHealth;
 }
 
 /** What the runner asks a backend to start: one VM on one TAP (or handed TAP fds). */
@@ -136,7 +198,12 @@ export interface VmHandle {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** `quit` over QMP, then SIGKILL after a grace period. */
   shutdown(): Promise<void>;
+  /** Start the guest's own sequenced UDP stream toward the client (engine: x-guest-udp-send;
+   * qemu: guest-udp's control line). */
+  guestUdpSend(o: GuestUdpSend): Promise<void>;
 }
+
+export interface GuestUdpSend { dst: string; port: number; rate: number; count: number }
 
 export interface BackendFeatures {
   accelerator: 'kvm' | 'tcg' | 'engine';
@@ -145,7 +212,6 @@ export interface BackendFeatures {
   parameters: string[];          // from query-migrate-parameters
   incomingFds: boolean;          // tap incoming-fds=on / local migration
   vhost: boolean;                // vhost=on usable
-  guestUdpSend: boolean;         // guest→client UDP stream can be started
 }
 
 export interface VmBackend {
