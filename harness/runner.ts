@@ -4,8 +4,8 @@
 // packet a cause (loss-causes.ts), judge, unless the harness or the machine was the
 // bottleneck (an error). The topology is always torn down and verified clean.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { MigrationInfo, MigrationStatus } from '../engine/qmp-protocol.js';
 import { startCapture, vmTapFilter, type CaptureStats } from './capture.js';
 import { countersDelta, readKernelCounters } from './kernel-counters.js';
@@ -155,6 +155,12 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
   const captureStats: Array<{ iface: string; stats: CaptureStats }> = [];
   for (const c of run.captures.splice(0)) captureStats.push({ iface: c.iface, stats: await c.stop() });
   const counters = countersDelta(countersBefore, await readKernelCounters(topo));
+  const gone = await exitedAlready(src);
+  if (gone) {
+    // The guest did not survive: the migration's failure, never the harness's error.
+    result.expectations.push({ name: 'guest VM runs until the traffic ends', expected: 'running', actual: gone, ok: false });
+    unread = undefined;
+  }
   await readDestinationStalls();
   result.health = buildHealth({
     topo, delta: counters, captures: captureStats, stalls,
@@ -203,7 +209,8 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
   if (result.verdict === 'fail') {
     result.reason = result.expectations.filter((c) => !c.ok).map((c) => `${c.name}: expected ${c.expected}, got ${c.actual}`).join('; ');
   }
-  const bottlenecks = harnessBottlenecks(result, s.traffic.flows);
+  // A guest that died stops reading its TAP: that loss is the crash's, not a slow harness.
+  const bottlenecks = gone ? [] : harnessBottlenecks(result, s.traffic.flows);
   if (bottlenecks.length) {
     result.reason = `the harness or the machine was the bottleneck, so this run cannot judge the migration (its expectations ${result.verdict === 'pass' ? 'held' : 'failed'}): ${bottlenecks.join('; ')}`;
     result.verdict = 'error';
@@ -218,6 +225,16 @@ function lossCausesOf(run: Run, flows: PcapFlow[], taps: PcapAnalysis[], h: RunH
     tapTxDropped: Object.fromEntries(h.taps.map((t) => [t.name, t.txDropped])), clientVeth: h.clientVeth,
     arpUnresolvedDiscards: h.arpUnresolvedDiscards, layout: run.topo.layout, guestIp: run.topo.guestIp,
   });
+}
+
+/** Why `vm` is gone, if its process has exited (a QEMU guest that panicked exits: -no-reboot). */
+async function exitedAlready(vm: VmHandle): Promise<string | undefined> {
+  const x = await Promise.race([vm.exited, sleep(0).then(() => undefined)]);
+  if (!x) return undefined;
+  // The run dir goes with teardown: quote the guest's last words (the QEMU backend's console).
+  const consoleLog = join(dirname(vm.logPath), `${vm.spec.name}.console.log`);
+  const last = existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8').split('\n').filter((l) => /panic|BUG|Oops/.test(l)).at(-1)?.trim() : undefined;
+  return `${vm.spec.name} exited (${x.signal ?? `code ${x.code}`})${last ? `; its console: ${last.slice(0, 200)}` : ''}`;
 }
 
 /** The guest answers a ping from the client: booted and on the network. */

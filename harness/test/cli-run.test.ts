@@ -153,7 +153,10 @@ if (privileged) {
 
   test('the QEMU backend: a real guest migrates under ping; netpass and local are unsupported on 7.2, naming what is missing', () => {
     const json = join(out, 'qemu.json');
-    const r = cli(['run', 'baseline-bridge-ping', 'netpass-bridge-ping', 'local-ping', '--backend', 'qemu', '--json', json]);
+    // An idle guest: QEMU 7.2 under TCG corrupts a guest that dirties its RAM while migrating
+    // (the destination's kernel panics within seconds in about half the runs; 10.0 does not),
+    // which the harness reports as a failed run, not what this test is about.
+    const r = cli(['run', 'baseline-bridge-ping', 'netpass-bridge-ping', 'local-ping', '--backend', 'qemu', '--set', 'dirty-rate=0', '--json', json]);
     assert.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const results = (JSON.parse(readFileSync(json, 'utf8')) as JsonReport).results;
     const [base, np, local] = ['baseline-bridge-ping', 'netpass-bridge-ping', 'local-ping'].map((n) => results.find((x) => x.scenario === n)!);
