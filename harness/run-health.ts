@@ -23,18 +23,11 @@ export function stallsOf(info: MigrationInfo, vm: VmHandle, role: Stall['role'])
     .map(([phase, maxMs]) => ({ vm: vm.spec.name, role, tap: vm.spec.tap.ifname, phase, maxMs }));
 }
 
-/** One generator's figures. Rate, send time, CPU and socket drops come from the generator
- * itself when it reports them; rate and send time are otherwise derived from its send times. */
+/** One generator's figures, as it measured them itself. */
 export function generatorHealth(u: UdpStreamSummary): RunHealth['generators'][number] {
-  // Read as optional: a generator from before these fields (issue 12 part 2) leaves them out.
-  const own: Partial<UdpStreamSummary> = u;
-  const span = Math.max(0, (u.lastSendUs - u.firstSendUs) / 1000);
-  const derived = u.sent > 1 && span > 0 ? (u.sent - 1) / (span / 1000) : 0;
-  const sendMs = own.sendMs ?? span;
   return {
-    askedRate: u.rate, achievedRate: Math.round(own.achievedRate ?? derived), sent: u.sent, sendMs: Math.round(sendMs),
-    socketDrops: own.socketDrops ?? 0, sendErrors: u.sendErrors, sendBlocked: own.sendBlocked ?? 0,
-    ...(own.cpuMs !== undefined ? { cpuMs: own.cpuMs } : {}),
+    askedRate: u.rate, achievedRate: Math.round(u.achievedRate), sent: u.sent, sendMs: Math.round(u.sendMs),
+    socketDrops: u.socketDrops, sendErrors: u.sendErrors, sendBlocked: u.sendBlocked, cpuMs: u.cpuMs,
   };
 }
 

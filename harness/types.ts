@@ -123,7 +123,7 @@ export interface RunHealth {
    * time from first to last send), their own socket's drops, their CPU while sending. */
   generators: Array<{
     askedRate: number; achievedRate: number; sent: number; sendMs: number;
-    socketDrops: number; sendErrors: number; sendBlocked: number; cpuMs?: number;
+    socketDrops: number; sendErrors: number; sendBlocked: number; cpuMs: number;
   }>;
   /** The engine's longest event-loop stall (ms) per VM and migration phase (query-migrate
    * x-switchover-max-stall-ms); empty for a backend that does not report it. */

@@ -34,9 +34,9 @@ const stallMs = (r: ScenarioResult): number => Math.max(0, ...(r.health?.engineS
 
 /** Generator CPU per 10,000 datagrams/s, ms of CPU per second. */
 function generatorCpu(r: ScenarioResult): number | undefined {
-  const g = r.health?.generators?.find((x) => x.cpuMs !== undefined && x.achievedRate > 0 && x.sendMs > 0);
+  const g = r.health?.generators.find((x) => x.achievedRate > 0 && x.sendMs > 0);
   if (!g) return undefined;
-  return (g.cpuMs! / (g.sendMs / 1000)) / (g.achievedRate / 10_000);
+  return (g.cpuMs / (g.sendMs / 1000)) / (g.achievedRate / 10_000);
 }
 
 export const rateCeilingSection: BenchSection = {
