@@ -6,7 +6,7 @@
 // UDP sequence numbers (ports 7 and 9): the first 8 payload bytes, big-endian, counted from 0.
 // A gap counts its seqs as missing; a missing seq that arrives late moves from missing to
 // reordered; a seq seen before counts as a duplicate.
-import type { GuestNetInfo, GuestUdpCounters } from './qmp-protocol.js';
+import type { GuestNetInfo, GuestUdpCounters } from '../lib/qmp-protocol.js';
 
 export const ETH_P_IP = 0x0800;
 export const ETH_P_ARP = 0x0806;

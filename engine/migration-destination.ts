@@ -2,13 +2,13 @@
 // accept one channel, load the stream, adopt local TAP fds, start the guest (or wait for
 // `cont` with -S), VM_STARTED and announce, netpass frames into the guest; a stream it
 // cannot load makes the process print why and exit 1. The overview is in migration.ts.
-import { closeFd, recvFd, socketFd, startReading, stopReading } from './fd-passing.js';
+import { closeFd, recvFd, socketFd, startReading, stopReading } from '../lib/fd-passing.js';
 import type { Announcer } from './announce.js';
 import type { GuestNetState } from './guest-net.js';
 import type { Migration } from './migration.js';
 import { IncomingListener, type MigrationChannel } from './migration-channel.js';
 import { StreamDecoder, StreamError, type DeviceState, type StreamSection } from './migration-stream.js';
-import type { MigrationInfo, MigrationStatus } from './qmp-protocol.js';
+import type { MigrationInfo, MigrationStatus } from '../lib/qmp-protocol.js';
 import { ReturnPathWriter } from './return-path.js';
 import type { Vm } from './vm.js';
 

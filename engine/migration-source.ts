@@ -2,12 +2,12 @@
 // passes under max-bandwidth until the remaining bytes fit downtime-limit, stop-and-copy,
 // local TAP fds, device state, EOF, the return path, netpass forwarding, and the cleanup
 // that restarts the guest after a failure. The overview is in migration.ts.
-import { sendFds, socketFd } from './fd-passing.js';
+import { sendFds, socketFd } from '../lib/fd-passing.js';
 import type { Migration } from './migration.js';
 import { MigrationChannel } from './migration-channel.js';
 import { StreamEncoder, type DeviceState } from './migration-stream.js';
 import { NetpassCache } from './netpass.js';
-import type { MigrationInfo, MigrationStatus } from './qmp-protocol.js';
+import type { MigrationInfo, MigrationStatus } from '../lib/qmp-protocol.js';
 import { PAGE_SIZE } from './ram.js';
 import { ReturnPathReader } from './return-path.js';
 import type { Vm } from './vm.js';

@@ -8,7 +8,7 @@
 // Foreign and byte-swapped streams are told apart as passt's migrate.c does with its
 // MIGRATE_MAGIC: a magic that is not its own byte swap.
 import { validateDeviceState } from './device-state.js';
-import type { GuestUdpCounters } from './qmp-protocol.js';
+import type { GuestUdpCounters } from '../lib/qmp-protocol.js';
 import { PAGE_SIZE } from './ram.js';
 
 /** The 8 bytes 'SWOVRMIG' read as a little-endian u64. */

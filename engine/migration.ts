@@ -30,7 +30,7 @@
 // Local migration (parameter `local`, device property `local-migration`, tap `incoming-fds`;
 // QEMU's "virtio-net: live-TAP local migration" series): after the last RAM pass the source
 // sends a tap-local section, waits for the destination's FDS_READY, and passes its open TAP
-// fds over the UNIX channel (SCM_RIGHTS, engine/fd-passing.ts); the handshake is STREAM.md's.
+// fds over the UNIX channel (SCM_RIGHTS, lib/fd-passing.ts); the handshake is STREAM.md's.
 // The destination adopts them, so frames queued in the kernel while the guest was paused
 // are read by the destination. netpass does not cache then: the TAP queue holds the frames.
 // The source keeps its own fds, so after a failure it resumes on the same TAP.
@@ -43,7 +43,7 @@ import { NETPASS_DEFAULTS } from './netpass.js';
 import type { CommandDef } from './qmp-commands.js';
 import type {
   MigrationCapabilityName, MigrationCapabilityStatus, MigrationInfo, MigrationParameters, MigrationStatus,
-} from './qmp-protocol.js';
+} from '../lib/qmp-protocol.js';
 import { QmpError } from './qmp-server.js';
 import { StallMonitor } from './stall-monitor.js';
 import type { Vm } from './vm.js';

@@ -4,11 +4,11 @@
 // guest). Bounded in frames and bytes; on overflow the newest frame is dropped and counted.
 // Follows "migration: Pass network packets received during switchover to dest VM" (the
 // netpass series on qemu-devel), where a net filter holds the frames. Pure: no I/O, no timers.
-import type { NetpassStats } from './qmp-protocol.js';
+import type { NetpassStats } from '../lib/qmp-protocol.js';
 
 /**
  * Defaults of the migration parameters `netpass-max-packets` and `netpass-max-bytes`
- * (engine/qmp-protocol.ts). 4 MiB holds ~2800 full-size frames; 8192 frames covers
+ * (lib/qmp-protocol.ts). 4 MiB holds ~2800 full-size frames; 8192 frames covers
  * ~0.8 s of a 10,000 packets/s stream of small frames.
  */
 export const NETPASS_DEFAULTS = { maxPackets: 8192, maxBytes: 4 * 1024 * 1024 } as const;

@@ -10,7 +10,7 @@
 // that never reads and lets OUT_LIMIT bytes pile up is dropped, with a line on stderr.
 import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import type { QmpErrorClass, QmpGreeting, QmpTimestamp } from './qmp-protocol.js';
+import type { QmpErrorClass, QmpGreeting, QmpTimestamp } from '../lib/qmp-protocol.js';
 
 /** Longest accepted request line; QEMU's JSON lexer caps tokens similarly (MAX_TOKEN_SIZE). */
 export const MAX_LINE_BYTES = 1 << 20;

@@ -11,7 +11,7 @@
 // several frames into one writev(2) and so one frame on the wire.
 import { closeSync, writeSync } from 'node:fs';
 import net from 'node:net';
-import { ioctlPtr, open, O_CLOEXEC, O_RDWR, readNonBlocking } from './libc.js';
+import { ioctlPtr, open, O_CLOEXEC, O_RDWR, readNonBlocking } from '../lib/libc.js';
 
 // linux/if_tun.h
 const TUNSETIFF = 0x400454ca;

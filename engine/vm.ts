@@ -6,7 +6,7 @@
 import type { VmConfig } from './cmdline.js';
 import { GuestNet } from './guest-net.js';
 import { Nic, TapNetdev } from './nic.js';
-import type { RunState, StatusInfo } from './qmp-protocol.js';
+import type { RunState, StatusInfo } from '../lib/qmp-protocol.js';
 import { GuestRam, VcpuModel } from './ram.js';
 
 /** Sends a QMP event to every monitor. */

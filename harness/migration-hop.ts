@@ -5,7 +5,7 @@
 // resume the source as libvirt does.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import type { MigrationInfo, MigrationStatus } from '../engine/qmp-protocol.js';
+import type { MigrationInfo, MigrationStatus } from '../lib/qmp-protocol.js';
 import { startRelay } from './channel-relay.js';
 import { dropAnnounce, fireFault, isTimedFault } from './faults.js';
 import { nowMs, type QmpClient } from './qmp-client.js';

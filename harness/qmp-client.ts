@@ -1,4 +1,4 @@
-// A QMP client over a UNIX socket, typed with engine/qmp-protocol.ts, for both backends
+// A QMP client over a UNIX socket, typed with lib/qmp-protocol.ts, for both backends
 // (the engine VM and qemu-system-x86_64). Wire format as in QEMU's docs/interop/qmp-spec.rst:
 // one JSON object per line; a greeting, then `qmp_capabilities`, then commands whose replies
 // come back in order (we also tag each with an `id`) interleaved with events.
@@ -19,7 +19,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type {
   QmpCommandName, QmpCommands, QmpErrorClass, QmpEventName, QmpEvents, QmpGreeting, QmpTimestamp,
-} from '../engine/qmp-protocol.js';
+} from '../lib/qmp-protocol.js';
 
 /** QEMU answered with an error object: its class and description are kept. */
 export class QmpError extends Error {
@@ -176,12 +176,12 @@ export class QmpClient {
   /**
    * Pass `fd` to the VM under `fdname`: the first byte of the `getfd` command carries the fd
    * (SCM_RIGHTS), as libvirt does; QEMU takes the fd that came with the command naming it
-   * (monitor/fds.c qmp_getfd). Uses engine/fd-passing.ts, since Node cannot send fds on a
+   * (monitor/fds.c qmp_getfd). Uses lib/fd-passing.ts, since Node cannot send fds on a
    * plain stream socket.
    */
   async sendFd(fd: number, fdname: string, opts: { timeoutMs?: number } = {}): Promise<void> {
     // Loaded on first use: it brings in the FFI, which plain QMP does not need.
-    const { sendFd: sendFdOverSocket, socketFd } = await import('../engine/fd-passing.js');
+    const { sendFd: sendFdOverSocket, socketFd } = await import('../lib/fd-passing.js');
     const sockFd = socketFd(this.socket);
     await this.send('getfd', { fdname }, opts.timeoutMs, async (line) => {
       // Node's write queue must be empty, or the fd byte would overtake earlier commands.

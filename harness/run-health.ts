@@ -7,7 +7,7 @@
 //   stallsOf(info, vm, role) -> engineStalls entries     from one query-migrate reply
 //   generatorHealth(summary) -> generators entry
 //   buildHealth(parts) -> RunHealth
-import type { MigrationInfo } from '../engine/qmp-protocol.js';
+import type { MigrationInfo } from '../lib/qmp-protocol.js';
 import type { CaptureStats } from './capture.js';
 import type { KernelCounters } from './kernel-counters.js';
 import type { Topology } from './topology.js';

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { MigrationInfo, MigrationStatus } from '../engine/qmp-protocol.js';
+import type { MigrationInfo, MigrationStatus } from '../lib/qmp-protocol.js';
 import { startCapture, vmTapFilter, type CaptureStats } from './capture.js';
 import { countersDelta, readKernelCounters } from './kernel-counters.js';
 import { attributeLoss, tapPeriods } from './loss-causes.js';

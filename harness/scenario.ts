@@ -13,7 +13,7 @@
 //              (the runner keeps traffic going until 500 ms after the last hop)
 //   flows      ping 1 ms; udp 10,000 packets/s into the guest
 //   faults     none; expect: migration completes, nothing else checked
-import type { MigrationCapabilityName, MigrationParameters } from '../engine/qmp-protocol.js';
+import type { MigrationCapabilityName, MigrationParameters } from '../lib/qmp-protocol.js';
 import type {
   BackendFeatures, BackendName, Expectations, FaultPhase, FaultStep, Scenario, UdpTraffic,
 } from './types.js';

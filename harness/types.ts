@@ -1,6 +1,6 @@
 // Shared harness types: what a scenario asks for, what a backend must offer, and what a
 // run produces. The JSON result shape is a contract (see ../shared/DESIGN.md).
-import type { MigrationCapabilityName, MigrationParameters, MigrationStatus } from '../engine/qmp-protocol.js';
+import type { MigrationCapabilityName, MigrationParameters, MigrationStatus } from '../lib/qmp-protocol.js';
 
 export type BackendName = 'engine' | 'qemu';
 export type Layout = 'bridge' | 'routed';

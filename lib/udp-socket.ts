@@ -53,7 +53,7 @@ export const MAX_DATAGRAM = 65_507;
 
 const errnoText = (e: number): string => `${cStrerror(e) as string} (errno ${e})`;
 
-/** A failed socket call, named with its errno text, like engine/libc.ts's LibcError. */
+/** A failed socket call, named with its errno text, like lib/libc.ts's LibcError. */
 export class UdpSocketError extends Error {
   constructor(readonly call: string, readonly errno: number, what: string, options?: { cause?: unknown }) {
     super(`${call} failed for ${what}: ${errnoText(errno)}`, options);

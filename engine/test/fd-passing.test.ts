@@ -7,12 +7,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requirePrivilege } from '../../fixtures/privilege.js';
-import { ioctlPtr } from '../libc.js';
+import { ioctlPtr } from '../../lib/libc.js';
 import { RpDecoder, StreamDecoder, StreamEncoder, encodeRp, type RpMessage, type StreamSection } from '../migration-stream.js';
 import { GuestRam, PAGE_SIZE } from '../ram.js';
 import {
   closeFd, dupFd, recvFd, sendFd, sendFds, sendFdsOnOneByte, socketFd, startReading, stopReading,
-} from '../fd-passing.js';
+} from '../../lib/fd-passing.js';
 
 interface Pair { a: net.Socket; b: net.Socket; close(): void }
 
@@ -235,7 +235,7 @@ test('a TAP fd opened in another process and netns arrives attached to that TAP'
     const script = `
       import net from 'node:net';
       import { openTapFd } from ${JSON.stringify(new URL('../tap.js', import.meta.url).href)};
-      import { sendFd, socketFd } from ${JSON.stringify(new URL('../fd-passing.js', import.meta.url).href)};
+      import { sendFd, socketFd } from ${JSON.stringify(new URL('../../lib/fd-passing.js', import.meta.url).href)};
       const [sockPath, tap] = process.argv.slice(1);
       const fd = openTapFd(tap, false);
       const s = net.connect(sockPath, async () => { await sendFd(socketFd(s), fd, 1); s.destroy(); });`;

@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MigrationCapabilityName, MigrationInfo, MigrationParameters } from '../../engine/qmp-protocol.js';
+import type { MigrationCapabilityName, MigrationInfo, MigrationParameters } from '../../lib/qmp-protocol.js';
 import { privilegeAvailable } from '../../fixtures/privilege.js';
 import { onExit } from '../cleanup.js';
 import { signalProcess, whichTool } from '../exec.js';

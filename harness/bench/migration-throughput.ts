@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MigrationInfo } from '../../engine/qmp-protocol.js';
+import type { MigrationInfo } from '../../lib/qmp-protocol.js';
 import { ensureGuest, GUEST_READY_MARKER } from '../../fixtures/guest/recipe.js';
 import {
   engineVmArgv, hasTool, mbPerS, migrateLocally, round, startProcessVm, type ProcessVm,

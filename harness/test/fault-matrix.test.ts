@@ -15,7 +15,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import type { MigrationStatus } from '../../engine/qmp-protocol.js';
+import type { MigrationStatus } from '../../lib/qmp-protocol.js';
 import { requirePrivilege } from '../../fixtures/privilege.js';
 import { engineBackend } from '../backend-engine.js';
 import { startRelay, type ChannelRelay } from '../channel-relay.js';

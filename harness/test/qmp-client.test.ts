@@ -159,7 +159,7 @@ test('an endless line is refused, not buffered forever', async () => {
 });
 
 test('sendFd passes the fd with the getfd command (SCM_RIGHTS)', async () => {
-  const { recvFd, socketFd, stopReading, startReading, closeFd } = await import('../../engine/fd-passing.js');
+  const { recvFd, socketFd, stopReading, startReading, closeFd } = await import('../../lib/fd-passing.js');
   const file = join(dir, 'passed.txt');
   writeFileSync(file, 'hello');
   const path = join(dir, `qmp${n++}.sock`);
