@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const entry = process.argv[2] === 'vm' ? 'dist/engine/main.js' : 'dist/harness/cli.js';
+const entry = process.argv[2] === 'vm' ? 'dist/engine/main.js' : 'dist/harness/cli/main.js';
 if (!existsSync(join(root, entry))) {
   process.stderr.write(`switchover: ${entry} is missing: run \`npm install\` (or \`npm run build\`) in ${root}\n`);
   process.exit(2);

@@ -1,8 +1,8 @@
 // The engine VM's command line, shaped like qemu-system-x86_64's (softmmu/vl.c, QemuOpts
 // `key=value,...` groups). Parsing only: nothing is opened here. Errors carry QEMU's wording
 // (`-netdev tap,...: Parameter 'queues' expects a number`) so a harness reads them the same.
-import { parseRamSize } from './ram.js';
-import { TapOptionsError, validateTapOptions } from './tap-options.js';
+import { parseRamSize } from './guest/ram.js';
+import { TapOptionsError, validateTapOptions } from './guest/tap-options.js';
 
 export interface TapNetdevConfig {
   id: string;
@@ -139,7 +139,7 @@ function isIpv4(s: string): boolean {
 }
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
-/** `-netdev tap,...`, checked by engine/tap-options.ts once it is known whether the VM is incoming. */
+/** `-netdev tap,...`, checked by engine/guest/tap-options.ts once it is known whether the VM is incoming. */
 function parseNetdev(text: string, incoming: boolean): TapNetdevConfig {
   const o = new Opts('-netdev', text, true);
   if (o.implied !== 'tap') throw o.error(`Parameter 'type' expects a netdev backend type ('tap' is the one this engine has)`);

@@ -2,10 +2,10 @@
 // TAPs, starts the QMP monitors and runs until `quit` or a signal. Nothing goes to stdout;
 // errors and warnings go to stderr prefixed `switchover-vm:` as QEMU prefixes its own name.
 import { CmdlineError, parseCmdline, type VmConfig } from './cmdline.js';
-import { ipToInt, UDP_SENDER_LIMITS } from './guest-net.js';
-import { Migration } from './migration.js';
-import { dispatcher, type CommandDef } from './qmp-commands.js';
-import { QmpError, QmpServer } from './qmp-server.js';
+import { ipToInt, UDP_SENDER_LIMITS } from './guest/net.js';
+import { Migration } from './migration/migration.js';
+import { dispatcher, type CommandDef } from './qmp/commands.js';
+import { QmpError, QmpServer } from './qmp/server.js';
 import { Vm } from './vm.js';
 
 const PROG = 'switchover-vm';

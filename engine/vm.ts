@@ -4,10 +4,10 @@
 // A stopped VM does nothing: the vCPU dirties no page, the NIC reads no frame, the guest
 // sends nothing.
 import type { VmConfig } from './cmdline.js';
-import { GuestNet } from './guest-net.js';
-import { Nic, TapNetdev } from './nic.js';
+import { GuestNet } from './guest/net.js';
+import { Nic, TapNetdev } from './guest/nic.js';
 import type { RunState, StatusInfo } from '../lib/qmp-protocol.js';
-import { GuestRam, VcpuModel } from './ram.js';
+import { GuestRam, VcpuModel } from './guest/ram.js';
 
 /** Sends a QMP event to every monitor. */
 export type EventSink = (event: string, data?: Record<string, unknown>) => void;

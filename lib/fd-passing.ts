@@ -11,7 +11,7 @@
 // Node sockets and SCM_RIGHTS: libuv reads a non-IPC stream with read(2), and a read(2)
 // that consumes an fd-carrying byte makes the kernel close the fd. So the receiving side
 // must stop its Node reader (stopReading) before such a byte can arrive, and the sending
-// side must have flushed Node's write queue before sendFd. engine/STREAM.md shows the
+// side must have flushed Node's write queue before sendFd. engine/migration/STREAM.md shows the
 // handshake that guarantees both.
 import { closeSync } from 'node:fs';
 import type net from 'node:net';

@@ -65,7 +65,7 @@ export interface MigrationInfo {
   netpass?: NetpassStats;
   'error-desc'?: string;
   /** switchover only: this VM's longest event-loop stall (ms) per migration phase, while the
-   * NIC could not be read (engine/stall-monitor.ts). */
+   * NIC could not be read (engine/migration/stall-monitor.ts). */
   'x-switchover-max-stall-ms'?: Partial<Record<MigrationStatus, number>>;
 }
 

@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // With announce-rounds 0 nobody tells the bridge that the guest MAC moved to tap1: frames keep
 // going to tap0 until the FDB entry ages out or the guest itself sends something.

@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // The same run as netpass-bridge-ping with netpass off: the loss at switchover is the point.
 export default defineScenario({

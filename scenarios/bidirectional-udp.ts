@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // UDP both ways: netpass covers client->guest; the guest->client stream only pauses with the guest.
 export default defineScenario({

@@ -1,4 +1,4 @@
-import { defineScenario, fault } from '../harness/scenario.js';
+import { defineScenario, fault } from '../harness/scenario/scenario.js';
 
 // migrate_cancel while RAM is still being copied: the source never paused, so it keeps running
 // and nothing is lost. A bandwidth cap keeps precopy long enough to cancel in the middle.

@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // Management starts the destination with -S and sends `cont` late (as libvirt can): netpass keeps
 // caching until VM_STARTED, so the wait costs downtime but no packets.

@@ -1,4 +1,4 @@
-import { defineScenario, fault } from '../harness/scenario.js';
+import { defineScenario, fault } from '../harness/scenario/scenario.js';
 
 // The destination dies during precopy: MIGRATION says failed, and the source, which never
 // paused, carries on without losing a packet. A bandwidth cap keeps precopy long enough.

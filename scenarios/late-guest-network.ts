@@ -1,4 +1,4 @@
-import { defineScenario, fault } from '../harness/scenario.js';
+import { defineScenario, fault } from '../harness/scenario/scenario.js';
 
 // Management plugs the destination's network in late: its TAP stays down for 200 ms after the
 // migration completes. The guest runs, and MIGRATION says completed, but nothing reaches it, so

@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // Local migration with a multi-queue TAP (IFF_MULTI_QUEUE): all four fds travel.
 export default defineScenario({

@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // Dirtying 80 MiB/s against a 256 MiB/s link and a 20 ms downtime limit takes several
 // precopy passes to converge (each pass re-sends what the last one dirtied).

@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // netpass on: frames that reach the paused source are cached and forwarded after VM_STARTED.
 export default defineScenario({

@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // QEMU's test_tap_migration.py variant new-tap-ping-vhost. vhost is not emulated by the engine, so
 // there it reports unsupported, never pass.

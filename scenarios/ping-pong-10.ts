@@ -1,4 +1,4 @@
-import { defineScenario } from '../harness/scenario.js';
+import { defineScenario } from '../harness/scenario/scenario.js';
 
 // Ten migrations back and forth (A->B->A...) under 1 ms ping with netpass: each switchover
 // must be as clean as the first.

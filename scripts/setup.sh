@@ -29,9 +29,9 @@ for tool in "${!PKG[@]}"; do
     missing+=("${PKG[$tool]}")
   fi
 done
-# The guest's helper (fixtures/guest/guest-udp.c) is linked -static: it needs glibc's libc.a.
+# The guest's helper (harness/vm/guest/guest-udp.c) is linked -static: it needs glibc's libc.a.
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
-# The QEMU guest recipe (fixtures/guest) fetches Debian's kernel and busybox with
+# The QEMU guest recipe (harness/vm/guest) fetches Debian's kernel and busybox with
 # `apt-get download`, which needs package lists.
 have_lists() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
 if [ "${#missing[@]}" -gt 0 ] || ! have_lists; then

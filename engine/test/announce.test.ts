@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   ANNOUNCE_DEFAULTS, Announcer, announceDelays, checkAnnounceParams, formatMac, gratuitousArpFrame, parseMac, rarpFrame,
-} from '../announce.js';
+} from '../migration/announce.js';
 
 const MAC = '52:54:00:12:34:56';
 

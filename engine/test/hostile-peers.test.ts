@@ -17,8 +17,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StreamEncoder, type DeviceState } from '../migration-stream.js';
-import { OUT_LIMIT } from '../qmp-server.js';
+import { StreamEncoder, type DeviceState } from '../migration/stream.js';
+import { OUT_LIMIT } from '../qmp/server.js';
 import { TestQmp } from './qmp.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/switchover.js', import.meta.url));

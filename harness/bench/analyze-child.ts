@@ -2,7 +2,7 @@
 // analyzePcap and this process's peak RSS (VmHWM), so the memory figure is the analyzer's
 // alone. Usage: node analyze-child.js FILE -> one JSON line.
 import { readFileSync } from 'node:fs';
-import { analyzePcap } from '../pcap-analyzer.js';
+import { analyzePcap } from '../capture/analyzer.js';
 
 export interface AnalyzeChildReport {
   analysisMs: number;

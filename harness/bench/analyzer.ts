@@ -7,7 +7,7 @@ import { closeSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { AnalyzeChildReport } from './analyze-child.js';
-import { writeBenchPcap } from './pcap-synth.js';
+import { writeBenchPcap } from '../../fixtures/pcap-synth.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const RUNS = 3;

@@ -4,13 +4,13 @@
 // gets `--set dirty-rate=R --set param.max-bandwidth=0`. Unlimited bandwidth because at the
 // default 128 MiB/s (32,768 pages/s) a guest dirtying 100,000 pages/s never converges, as
 // it would not on QEMU: the migration would stay `active` until the runner's timeout.
-// Downtime runs from the source's stop to VM_STARTED on the return path (engine/STREAM.md).
-import { engineBackend } from '../backend-engine.js';
-import { findScenarios } from '../catalogue.js';
-import { applyOverrides } from '../scenario.js';
-import type { ScenarioResult } from '../types.js';
+// Downtime runs from the source's stop to VM_STARTED on the return path (engine/migration/STREAM.md).
+import { engineBackend } from '../vm/engine.js';
+import { findScenarios } from '../scenario/catalogue.js';
+import { applyOverrides } from '../scenario/scenario.js';
+import type { ScenarioResult } from '../scenario/types.js';
 import { networkUnavailable, ran, runScenarioTimes, verdicts } from './measure.js';
-import { median } from '../stats.js';
+import { median } from '../../lib/stats.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'downtime';

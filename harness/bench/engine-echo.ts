@@ -6,11 +6,11 @@
 //   loop (one datagram in flight) and windowed (16 in flight), 3 s each. The QEMU guest
 //   (busybox) has no UDP echo, so that peer is n/a.
 import { join } from 'node:path';
-import { engineBackend } from '../backend-engine.js';
-import { qemuBackend } from '../backend-qemu.js';
-import { GUEST_MAC } from '../runner.js';
-import { withTopology, type Topology } from '../topology.js';
-import type { VmBackend, VmHandle } from '../types.js';
+import { engineBackend } from '../vm/engine.js';
+import { qemuBackend } from '../vm/qemu.js';
+import { GUEST_MAC } from '../run/runner.js';
+import { withTopology, type Topology } from '../net/topology.js';
+import type { VmBackend, VmHandle } from '../scenario/types.js';
 import { hasTool, networkUnavailable, round } from './measure.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';

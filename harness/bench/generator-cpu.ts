@@ -1,4 +1,4 @@
-// Bench section "generator-cpu": what the UDP traffic generator (harness/udp-stream.ts) costs,
+// Bench section "generator-cpu": what the UDP traffic generator (harness/traffic/udp-stream.ts) costs,
 // as CPU ms per second of sending per 10,000 datagrams/s, at 10,000 and 20,000/s. It runs as
 // the harness runs it (traffic-udp.ts, its own process) but on loopback, against the
 // fixtures/udp-peer.ts echo, so it needs no privilege and measures the generator alone: the
@@ -6,7 +6,7 @@
 // at most a quarter of a core, i.e. 125 ms per 10,000/s.
 import { spawn } from 'node:child_process';
 import { startLoopbackEcho } from '../../fixtures/udp-echo.js';
-import { startUdpStream, type UdpStreamSummary } from '../traffic-udp.js';
+import { startUdpStream, type UdpStreamSummary } from '../traffic/udp.js';
 import { round } from './measure.js';
 import type { BenchRow, BenchSection } from './section.js';
 

@@ -11,7 +11,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { renderTable } from '../report-table.js';
+import { renderTable } from '../report/table.js';
 import { analyzerSection } from './analyzer.js';
 import { downtimeSection } from './downtime.js';
 import { engineEchoSection } from './engine-echo.js';

@@ -20,11 +20,11 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationCapabilityName, MigrationInfo, MigrationParameters } from '../../lib/qmp-protocol.js';
 import { privilegeAvailable } from '../../fixtures/privilege.js';
-import { onExit } from '../cleanup.js';
-import { signalProcess, whichTool } from '../exec.js';
-import { QmpClient } from '../qmp-client.js';
-import { runScenario, type RunOptions } from '../runner.js';
-import type { Scenario, ScenarioResult, VmBackend, VmExit } from '../types.js';
+import { onExit } from '../net/cleanup.js';
+import { signalProcess, whichTool } from '../net/exec.js';
+import { QmpClient } from '../../lib/qmp-client.js';
+import { runScenario, type RunOptions } from '../run/runner.js';
+import type { Scenario, ScenarioResult, VmBackend, VmExit } from '../scenario/types.js';
 
 export function round(v: number, digits = 1): number {
   const f = 10 ** digits;

@@ -2,9 +2,9 @@
 // side by side, guests of the same size and fill, unlimited bandwidth, over a UNIX socket on
 // this host, no NIC (RAM is what is measured).
 //
-// - Engine: a 1 GiB guest booted with `-guest fill=0.5` (half its pages random, engine/ram.ts
+// - Engine: a 1 GiB guest booted with `-guest fill=0.5` (half its pages random, engine/guest/ram.ts
 //   GuestRam.fill), vCPU idle (dirty-rate 0), `max-bandwidth` 0 (unlimited).
-// - QEMU: the project's guest (fixtures/guest) booted under TCG with 1 GiB, 512 MiB of it
+// - QEMU: the project's guest (harness/vm/guest) booted under TCG with 1 GiB, 512 MiB of it
 //   filled with random bytes by QEMU's generic loader (`-device loader,file=,addr=,force-raw=on`,
 //   hw/core/generic-loader.c), since the busybox guest has no role that fills memory.
 //   `max-bandwidth` 2^40 B/s (QEMU 7.2's default is 32 MiB/s).
@@ -18,7 +18,7 @@ import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationInfo } from '../../lib/qmp-protocol.js';
-import { ensureGuest, GUEST_READY_MARKER } from '../../fixtures/guest/recipe.js';
+import { ensureGuest, GUEST_READY_MARKER } from '../vm/guest/recipe.js';
 import {
   engineVmArgv, hasTool, mbPerS, migrateLocally, round, startProcessVm, type ProcessVm,
 } from './measure.js';

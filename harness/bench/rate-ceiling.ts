@@ -5,9 +5,9 @@
 // x-switchover-max-stall-ms, any phase, either VM) and the generator's CPU per 10,000
 // datagrams/s. Rates climb in steps until a rate loses packets or ends in `error` (the
 // harness could not carry it), so the ceiling is the last rate that held.
-import { engineBackend } from '../backend-engine.js';
-import { findScenarios } from '../catalogue.js';
-import type { Scenario, ScenarioResult, TrafficSpec } from '../types.js';
+import { engineBackend } from '../vm/engine.js';
+import { findScenarios } from '../scenario/catalogue.js';
+import type { Scenario, ScenarioResult, TrafficSpec } from '../scenario/types.js';
 import { networkUnavailable, round, runScenarioTimes, verdicts } from './measure.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 

@@ -11,15 +11,15 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { engineBackend } from '../backend-engine.js';
-import { findScenarios } from '../catalogue.js';
-import { readPcap } from '../pcap-reader.js';
-import { applyOverrides } from '../scenario.js';
+import { engineBackend } from '../vm/engine.js';
+import { findScenarios } from '../scenario/catalogue.js';
+import { readPcap } from '../capture/pcap-reader.js';
+import { applyOverrides } from '../scenario/scenario.js';
 import type { AnalyzeChildReport } from './analyze-child.js';
 import {
   engineVmArgv, migrateLocally, networkUnavailable, peakRssKb, ran, round, runScenarioTimes, startProcessVm, verdicts, waitIncomingDone, type ProcessVm,
 } from './measure.js';
-import { median } from '../stats.js';
+import { median } from '../../lib/stats.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'scale';

@@ -1,6 +1,6 @@
 // Bench section "scenario-wall": what a CI user waits for. Wall time of one scenario run
 // (topology up, boot, traffic, migration, analysis, verdict, teardown and its verification),
-// measured around runScenario (harness/runner.ts):
+// measured around runScenario (harness/run/runner.ts):
 // - netpass-bridge-ping on the engine, p50 and max of 10 runs (issue 9's goal: p50 < 1.5 s),
 //   as the catalogue has it (2 s of 1 ms ping) and with the traffic shortened to 600 ms
 //   (migrate after 200 ms), since the scenario's traffic duration is most of its wall time;
@@ -9,13 +9,13 @@
 //   (5 engine runs, 3 QEMU runs);
 // - harness overhead: createTopology + teardown + verifyClean alone, p50 of 10.
 // The engine backend is probed once before timing (the probe is cached per process).
-import { engineBackend } from '../backend-engine.js';
-import { qemuBackend } from '../backend-qemu.js';
-import { findScenarios } from '../catalogue.js';
-import { applyOverrides } from '../scenario.js';
-import { createTopology } from '../topology.js';
+import { engineBackend } from '../vm/engine.js';
+import { qemuBackend } from '../vm/qemu.js';
+import { findScenarios } from '../scenario/catalogue.js';
+import { applyOverrides } from '../scenario/scenario.js';
+import { createTopology } from '../net/topology.js';
 import { hasTool, networkUnavailable, ran, round, runScenarioTimes, verdicts, type TimedRun } from './measure.js';
-import { median, percentile } from '../stats.js';
+import { median, percentile } from '../../lib/stats.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'scenario-wall';
