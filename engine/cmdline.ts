@@ -1,6 +1,7 @@
 // The engine VM's command line, shaped like qemu-system-x86_64's (softmmu/vl.c, QemuOpts
 // `key=value,...` groups). Parsing only: nothing is opened here. Errors carry QEMU's wording
 // (`-netdev tap,...: Parameter 'queues' expects a number`) so a harness reads them the same.
+import { isIpv4, isMac } from '../lib/net-addr.js';
 import { parseRamSize } from './guest/ram.js';
 import { TapOptionsError, validateTapOptions } from './guest/tap-options.js';
 
@@ -132,13 +133,6 @@ class Opts {
   error(msg: string): CmdlineError { return this.err(msg); }
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-function isIpv4(s: string): boolean {
-  const m = IPV4.exec(s);
-  return !!m && m.slice(1).every((x) => Number(x) <= 255);
-}
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
-
 /** `-netdev tap,...`, checked by engine/guest/tap-options.ts once it is known whether the VM is incoming. */
 function parseNetdev(text: string, incoming: boolean): TapNetdevConfig {
   const o = new Opts('-netdev', text, true);
@@ -163,7 +157,7 @@ function parseDevice(text: string): NicConfig {
   if (o.implied !== 'virtio-net-pci') throw o.error(`'${o.implied ?? ''}' is not a valid device model name (this engine has virtio-net-pci)`);
   const netdev = o.required('netdev');
   const mac = o.str('mac') ?? DEFAULT_MAC;
-  if (!MAC.test(mac)) throw o.error(`Property 'virtio-net-pci.mac' doesn't take value '${mac}'`);
+  if (!isMac(mac)) throw o.error(`Property 'virtio-net-pci.mac' doesn't take value '${mac}'`);
   const id = o.str('id') ?? netdev;
   const localMigration = o.bool('local-migration') ?? true;
   o.done();

@@ -2,48 +2,47 @@
 // TAPs, starts the QMP monitors and runs until `quit` or a signal. Nothing goes to stdout;
 // errors and warnings go to stderr prefixed `switchover-vm:` as QEMU prefixes its own name.
 import { CmdlineError, parseCmdline, type VmConfig } from './cmdline.js';
-import { ipToInt, UDP_SENDER_LIMITS } from './guest/net.js';
+import { UDP_SENDER_LIMITS } from './guest/net.js';
+import { ipToInt, isIpv4 } from '../lib/net-addr.js';
 import { Migration } from './migration/migration.js';
-import { dispatcher, type CommandDef } from './qmp/commands.js';
-import { QmpError, QmpServer } from './qmp/server.js';
+import { dispatcher, type CommandTable } from './qmp/commands.js';
+import { QmpError, QmpServer, type EventSink } from './qmp/server.js';
 import { Vm } from './vm.js';
 
 const PROG = 'switchover-vm';
 
-function vmCommands(vm: Vm, quit: () => void): Map<string, CommandDef> {
-  const none = {};
-  const t = new Map<string, CommandDef>();
-  t.set('query-status', { args: none, run: () => vm.status() });
-  t.set('query-name', { args: none, run: () => (vm.config.name !== undefined ? { name: vm.config.name } : {}) });
-  t.set('stop', { args: none, run: () => { vm.qmpStop(); return {}; } });
-  t.set('cont', {
-    args: none,
-    run: () => {
-      try { vm.qmpCont(); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
-      return {};
+function vmCommands(vm: Vm, quit: () => void): CommandTable {
+  return {
+    'query-status': { args: {}, run: () => vm.status() },
+    'query-name': { args: {}, run: () => (vm.config.name !== undefined ? { name: vm.config.name } : {}) },
+    stop: { args: {}, run: () => { vm.qmpStop(); return {}; } },
+    cont: {
+      args: {},
+      run: () => {
+        try { vm.qmpCont(); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
+        return {};
+      },
     },
-  });
-  t.set('quit', { args: none, run: () => { setImmediate(quit); return {}; } });
-  t.set('x-query-guest-net', { args: none, run: () => vm.guest.info() });
-  t.set('x-query-ram-digest', {
-    args: none,
-    run: () => ({ pages: vm.ram.pageCount, 'nonzero-pages': vm.ram.nonZeroPages, digest: vm.ram.digest() }),
-  });
-  t.set('x-guest-udp-send', {
-    args: { dst: { type: 'str' }, port: { type: 'int' }, rate: { type: 'number' }, count: { type: 'int' } },
-    run: (a) => {
-      const dst = a.dst as string, port = a.port as number, rate = a.rate as number, count = a.count as number;
-      if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(dst) || ipToInt(dst) === 0) throw new QmpError('GenericError', `Parameter 'dst' expects an IPv4 address`);
-      if (port < 1 || port > 65535) throw new QmpError('GenericError', `Parameter 'port' expects a value in 1..65535`);
-      const { maxRate, maxCount } = UDP_SENDER_LIMITS;
-      if (!(rate > 0 && rate <= maxRate)) throw new QmpError('GenericError', `Parameter 'rate' expects packets/s in (0, ${maxRate}]`);
-      if (count < 1 || count > maxCount) throw new QmpError('GenericError', `Parameter 'count' expects a value in 1..${maxCount}`);
-      try { vm.guest.startUdpSend(dst, port, rate, count); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
-      return {};
+    quit: { args: {}, run: () => { setImmediate(quit); return {}; } },
+    'x-query-guest-net': { args: {}, run: () => vm.guest.info() },
+    'x-query-ram-digest': {
+      args: {},
+      run: () => ({ pages: vm.ram.pageCount, 'nonzero-pages': vm.ram.nonZeroPages, digest: vm.ram.digest() }),
     },
-  });
-  t.set('x-guest-udp-stop', { args: none, run: () => vm.guest.stopUdpSend() ?? {} });
-  return t;
+    'x-guest-udp-send': {
+      args: { dst: { type: 'str' }, port: { type: 'int' }, rate: { type: 'number' }, count: { type: 'int' } },
+      run: ({ dst, port, rate, count }) => {
+        if (!isIpv4(dst) || ipToInt(dst) === 0) throw new QmpError('GenericError', `Parameter 'dst' expects an IPv4 address`);
+        if (port < 1 || port > 65535) throw new QmpError('GenericError', `Parameter 'port' expects a value in 1..65535`);
+        const { maxRate, maxCount } = UDP_SENDER_LIMITS;
+        if (!(rate > 0 && rate <= maxRate)) throw new QmpError('GenericError', `Parameter 'rate' expects packets/s in (0, ${maxRate}]`);
+        if (count < 1 || count > maxCount) throw new QmpError('GenericError', `Parameter 'count' expects a value in 1..${maxCount}`);
+        try { vm.guest.startUdpSend(dst, port, rate, count); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
+        return {};
+      },
+    },
+    'x-guest-udp-stop': { args: {}, run: () => vm.guest.stopUdpSend() ?? {} },
+  };
 }
 
 /** How long `quit` waits for a completed source to finish passing netpass frames. */
@@ -52,7 +51,7 @@ const NETPASS_QUIT_WAIT_MS = 1_500;
 /** Runs the VM until quit; resolves with the exit status when the process should exit. */
 export async function runVm(cfg: VmConfig): Promise<number> {
   const servers: QmpServer[] = [];
-  const emit = (event: string, data?: Record<string, unknown>): void => { for (const s of servers) s.emit(event, data); };
+  const emit: EventSink = (event, ...data) => { for (const s of servers) s.emit(event, ...data); };
   const vm = new Vm(cfg, emit);
   let finish!: () => void;
   const done = new Promise<void>((resolve) => { finish = resolve; });
@@ -72,7 +71,7 @@ export async function runVm(cfg: VmConfig): Promise<number> {
     // Let the SHUTDOWN event and the last reply flush before the sockets go.
     setTimeout(() => { for (const s of servers) s.close(); finish(); }, 20);
   };
-  const table = new Map([...vmCommands(vm, () => quit('host-qmp-quit')), ...mig.commands()]);
+  const table: CommandTable = { ...vmCommands(vm, () => quit('host-qmp-quit')), ...mig.commands() };
   try {
     for (const path of cfg.qmp) servers.push(await QmpServer.listen(path, dispatcher(table)));
     if (cfg.incoming && cfg.incoming !== 'defer') await mig.listenIncoming(cfg.incoming);

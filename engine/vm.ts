@@ -8,9 +8,7 @@ import { GuestNet } from './guest/net.js';
 import { Nic, TapNetdev } from './guest/nic.js';
 import type { RunState, StatusInfo } from '../lib/qmp-protocol.js';
 import { GuestRam, VcpuModel } from './guest/ram.js';
-
-/** Sends a QMP event to every monitor. */
-export type EventSink = (event: string, data?: Record<string, unknown>) => void;
+import type { EventSink } from './qmp/server.js';
 
 export class Vm {
   runState: RunState;

@@ -16,22 +16,18 @@
 import { closeSync } from 'node:fs';
 import type net from 'node:net';
 import koffi from 'koffi';
-import { errnoText, libc } from './libc.js';
+import { EAGAIN, EINTR, errnoText, lastErrno, libc } from './libc.js';
 
 const cSendmsg = libc.func('intptr_t sendmsg(int fd, void *msg, int flags)');
 const cRecvmsg = libc.func('intptr_t recvmsg(int fd, void *msg, int flags)');
-const cFcntl = libc.func('int fcntl(int fd, int cmd, int arg)');
 
-// x86_64 Linux ABI (bits/socket.h, asm-generic/socket.h, asm-generic/fcntl.h).
+// x86_64 Linux ABI (bits/socket.h, asm-generic/socket.h).
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_CTRUNC = 0x8;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;
-const F_DUPFD_CLOEXEC = 1030;
-const EINTR = 4;
-const EAGAIN = 11;
 /** sizeof(struct cmsghdr): size_t cmsg_len, int cmsg_level, int cmsg_type. */
 const CMSG_HDR = 16;
 const cmsgSpace = (n: number): number => CMSG_HDR + ((n * 4 + 7) & ~7);
@@ -86,26 +82,23 @@ async function retrying<T>(what: string, opts: WaitOptions, attempt: () => T | t
 function setMsg(controlLen: number): void {
   koffi.encode(msgMem, Msghdr, {
     msg_name: null, msg_namelen: 0, msg_iov: iovMem, msg_iovlen: 1,
-    msg_control: controlLen ? ctrlMem : null, msg_controllen: controlLen, msg_flags: 0,
+    msg_control: ctrlMem, msg_controllen: controlLen, msg_flags: 0,
   });
 }
 
-/** One sendmsg(2) of one byte carrying all of `fds`; AGAIN when the socket is full. */
-function sendOnce(sockFd: number, fds: number[], byte: number): true | typeof AGAIN {
+/** One sendmsg(2) of one byte carrying `fd`; AGAIN when the socket is full. */
+function sendOnce(sockFd: number, fd: number, byte: number): true | typeof AGAIN {
   koffi.encode(byteMem, 'uint8_t', byte & 0xff);
-  const space = fds.length ? cmsgSpace(fds.length) : 0;
-  if (fds.length) {
-    koffi.encode(ctrlMem, 0, 'uint64_t', CMSG_HDR + 4 * fds.length);
-    koffi.encode(ctrlMem, 8, 'int', SOL_SOCKET);
-    koffi.encode(ctrlMem, 12, 'int', SCM_RIGHTS);
-    fds.forEach((fd, i) => koffi.encode(ctrlMem, CMSG_HDR + 4 * i, 'int', fd));
-  }
-  setMsg(space);
+  koffi.encode(ctrlMem, 0, 'uint64_t', CMSG_HDR + 4);
+  koffi.encode(ctrlMem, 8, 'int', SOL_SOCKET);
+  koffi.encode(ctrlMem, 12, 'int', SCM_RIGHTS);
+  koffi.encode(ctrlMem, CMSG_HDR, 'int', fd);
+  setMsg(cmsgSpace(1));
   const n = Number(cSendmsg(sockFd, msgMem, MSG_DONTWAIT | MSG_NOSIGNAL));
   if (n === 1) return true;
-  const e = koffi.errno();
+  const e = lastErrno();
   if (n < 0 && (e === EAGAIN || e === EINTR)) return AGAIN;
-  throw new FdPassingError(`sendmsg of fd(s) ${fds.join(',')} on socket fd ${sockFd} failed: ${n < 0 ? errnoText(e) : `wrote ${n} bytes`}`, n < 0 ? e : undefined);
+  throw new FdPassingError(`sendmsg of fd ${fd} on socket fd ${sockFd} failed: ${n < 0 ? errnoText(e) : `wrote ${n} bytes`}`, n < 0 ? e : undefined);
 }
 
 /**
@@ -113,20 +106,12 @@ function sendOnce(sockFd: number, fds: number[], byte: number): true | typeof AG
  * open here: the peer gets a new fd for the same open file description.
  */
 export function sendFd(sockFd: number, fd: number, byte = 0, opts: WaitOptions = {}): Promise<void> {
-  return retrying(`sending fd ${fd}`, opts, () => sendOnce(sockFd, [fd], byte)).then(() => undefined);
+  return retrying(`sending fd ${fd}`, opts, () => sendOnce(sockFd, fd, byte)).then(() => undefined);
 }
 
 /** Sends each fd as its own byte, in order (one per TAP queue in local migration). */
 export async function sendFds(sockFd: number, fds: number[], opts: WaitOptions = {}): Promise<void> {
   for (const fd of fds) await sendFd(sockFd, fd, 0, opts);
-}
-
-/**
- * Sends several fds attached to a single byte. QEMU never does this; it exists so a
- * receiver's handling of unexpected extra fds can be exercised.
- */
-export function sendFdsOnOneByte(sockFd: number, fds: number[], byte = 0, opts: WaitOptions = {}): Promise<void> {
-  return retrying(`sending fds ${fds.join(',')}`, opts, () => sendOnce(sockFd, fds, byte)).then(() => undefined);
 }
 
 export interface ReceivedFd {
@@ -153,7 +138,7 @@ function recvOnce(sockFd: number): ReceivedFd | typeof AGAIN {
   setMsg(CTRL_SIZE);
   const n = Number(cRecvmsg(sockFd, msgMem, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
   if (n < 0) {
-    const e = koffi.errno();
+    const e = lastErrno();
     if (e === EAGAIN || e === EINTR) return AGAIN;
     throw new FdPassingError(`recvmsg on socket fd ${sockFd} failed: ${errnoText(e)}`, e);
   }
@@ -183,16 +168,6 @@ function recvOnce(sockFd: number): ReceivedFd | typeof AGAIN {
 
 export function closeFd(fd: number): void {
   closeSync(fd);
-}
-
-/** A new close-on-exec fd for the same open file description (fcntl F_DUPFD_CLOEXEC). */
-export function dupFd(fd: number): number {
-  const n = cFcntl(fd, F_DUPFD_CLOEXEC, 0) as number;
-  if (n < 0) {
-    const e = koffi.errno();
-    throw new FdPassingError(`dup of fd ${fd} failed: ${errnoText(e)}`, e);
-  }
-  return n;
 }
 
 interface StreamHandle { fd?: number; reading?: boolean; readStop(): number; readStart(): number }

@@ -4,8 +4,9 @@
 //   parseMac('52:54:00:12:34:56') -> Buffer(6)     throws on anything but six hex pairs
 //   formatMac(buf, offset = 0) -> '52:54:00:12:34:56'
 //   isMac(s) -> boolean
+//   isIpv4(s) -> boolean                            a dotted quad, each part 0-255
 //   parseIpv4('192.168.100.2') -> Buffer(4)        throws on a malformed address
-//   ipToInt(ip) -> u32, intToIp(u32) -> dotted quad
+//   ipToInt(ip) -> u32 (throws likewise), intToIp(u32) -> dotted quad
 //   ETHERTYPE_IPV4, ETHERTYPE_ARP, ETHERTYPE_RARP
 
 export const ETHERTYPE_IPV4 = 0x0800;
@@ -14,8 +15,8 @@ export const ETHERTYPE_RARP = 0x8035;
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
-export function isMac(s: string): boolean {
-  return MAC_RE.test(s);
+export function isMac(s: unknown): s is string {
+  return typeof s === 'string' && MAC_RE.test(s);
 }
 
 export function parseMac(mac: string): Buffer {
@@ -33,17 +34,32 @@ export function formatMac(buf: Uint8Array, offset = 0): string {
   return s;
 }
 
+const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** The four parts of a dotted quad, or undefined when `ip` is not one. */
+function ipv4Parts(ip: unknown): number[] | undefined {
+  const m = typeof ip === 'string' ? IPV4_RE.exec(ip) : null;
+  const parts = m?.slice(1).map(Number);
+  return parts?.every((p) => p <= 255) ? parts : undefined;
+}
+
+export function isIpv4(s: unknown): s is string {
+  return ipv4Parts(s) !== undefined;
+}
+
+function ipv4PartsOrThrow(ip: string): number[] {
+  const parts = ipv4Parts(ip);
+  if (!parts) throw new Error(`invalid IPv4 address '${ip}'`);
+  return parts;
+}
+
 export function parseIpv4(ip: string): Buffer {
-  const parts = ip.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
-    throw new Error(`invalid IPv4 address '${ip}'`);
-  }
-  return Buffer.from(parts.map(Number));
+  return Buffer.from(ipv4PartsOrThrow(ip));
 }
 
 export function ipToInt(ip: string): number {
-  const b = parseIpv4(ip);
-  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  const p = ipv4PartsOrThrow(ip);
+  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
 }
 
 export function intToIp(n: number): string {

@@ -4,11 +4,13 @@
 // come back in order (we also tag each with an `id`) interleaved with events.
 //
 // API
-//   QmpClient.connect(path, { timeoutMs, signal? }) -> Promise<QmpClient>   retries until the
-//        socket exists and accepts (or `signal` aborts), reads the greeting, negotiates
+//   QmpClient.connect(path, { timeoutMs, signal?, transcript? }) -> Promise<QmpClient>   retries
+//        until the socket exists and accepts (or `signal` aborts), reads the greeting, negotiates;
+//        `transcript` sees every line of the conversation from the greeting on
 //   client.execute(cmd, args?, { timeoutMs? }) -> Promise<ret>     QmpError / QmpTimeoutError /
 //        QmpProtocolError
-//   client.events: RecordedEvent[]       every event, with QEMU's timestamp and receivedAt (ms epoch)
+//   client.events: RecordedEvent[]       every event, with QEMU's timestamp and receivedAt (ms epoch),
+//        a union discriminated by `event`, so `ev.event === 'MIGRATION'` types `ev.data`
 //   client.on(event | '*', fn) -> off()
 //   client.waitEvent(name, predicate?, timeoutMs?, since?) -> Promise<RecordedEvent>
 //        looks at events[since..] first (since defaults to "from now"), then waits
@@ -46,7 +48,7 @@ export class QmpTimeoutError extends Error {
   }
 }
 
-export interface RecordedEvent<E extends QmpEventName = QmpEventName> {
+interface EventRecord<E extends QmpEventName> {
   event: E;
   data: QmpEvents[E];
   /** QEMU's own timestamp (wall clock of the VM process). */
@@ -55,8 +57,18 @@ export interface RecordedEvent<E extends QmpEventName = QmpEventName> {
   receivedAt: number;
 }
 
+/** A received event; without a type argument, the union of all of them (narrowed by `event`). */
+export type RecordedEvent<E extends QmpEventName = QmpEventName> = { [K in E]: EventRecord<K> }[E];
+
+/** One message of the conversation, when it was sent or received (t: nowMs()). */
+export interface QmpTranscriptEntry { t: number; dir: 'command' | 'reply' | 'event' | 'greeting'; msg: unknown }
+export type QmpTranscript = (e: QmpTranscriptEntry) => void;
+
 type Args<C extends QmpCommandName> = QmpCommands[C]['args'];
 type Ret<C extends QmpCommandName> = QmpCommands[C]['ret'];
+interface ExecuteOptions { timeoutMs?: number }
+type ExecuteRest<C extends QmpCommandName> = undefined extends Args<C> ? [args?: Args<C>, opts?: ExecuteOptions]
+  : {} extends Args<C> ? [args?: Args<C>, opts?: ExecuteOptions] : [args: Args<C>, opts?: ExecuteOptions];
 type Listener = (ev: RecordedEvent) => void;
 
 interface Pending {
@@ -88,7 +100,7 @@ export class QmpClient {
   private greetingWaiter?: { resolve: (g: QmpGreeting) => void; reject: (e: Error) => void };
   readonly closed: Promise<void>;
 
-  private constructor(private readonly socket: Socket, readonly path: string) {
+  private constructor(private readonly socket: Socket, readonly path: string, private readonly transcript?: QmpTranscript) {
     socket.setEncoding('utf8');
     socket.on('data', (d: string) => this.onData(d));
     this.closed = new Promise((resolve) => {
@@ -101,7 +113,7 @@ export class QmpClient {
   }
 
   /** Connect (retrying while the socket does not exist or refuses), read greeting, negotiate. */
-  static async connect(path: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<QmpClient> {
+  static async connect(path: string, opts: { timeoutMs?: number; signal?: AbortSignal; transcript?: QmpTranscript } = {}): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     let lastError: Error | undefined;
@@ -112,7 +124,7 @@ export class QmpClient {
           s.once('connect', () => { s.off('error', reject); resolve(s); });
           s.once('error', reject);
         });
-        const client = new QmpClient(socket, path);
+        const client = new QmpClient(socket, path, opts.transcript);
         try {
           client.greeting = await client.readGreeting(Math.max(1, deadline - Date.now()));
           await client.execute('qmp_capabilities', {}, { timeoutMs: Math.max(1, deadline - Date.now()) });
@@ -144,7 +156,8 @@ export class QmpClient {
     });
   }
 
-  execute<C extends QmpCommandName>(command: C, args?: Args<C>, opts: { timeoutMs?: number } = {}): Promise<Ret<C>> {
+  /** Arguments are required exactly when the command has a required member (lib/qmp-protocol.ts). */
+  execute<C extends QmpCommandName>(command: C, ...[args, opts = {}]: ExecuteRest<C>): Promise<Ret<C>> {
     return this.send(command, args, opts.timeoutMs) as Promise<Ret<C>>;
   }
 
@@ -169,6 +182,7 @@ export class QmpClient {
         let line = JSON.stringify(msg) + '\n';
         if (beforeWrite) line = await beforeWrite(line);
         if (line) this.socket.write(line);
+        this.transcript?.({ t: nowMs(), dir: 'command', msg });
       }).catch((e: Error) => this.settle(p, e));
     });
   }
@@ -191,7 +205,9 @@ export class QmpClient {
     });
   }
 
-  on<E extends QmpEventName>(event: E | '*', fn: (ev: RecordedEvent<E>) => void): () => void {
+  on<E extends QmpEventName>(event: E, fn: (ev: RecordedEvent<E>) => void): () => void;
+  on(event: '*', fn: (ev: RecordedEvent) => void): () => void;
+  on(event: string, fn: (ev: never) => void): () => void {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
     set.add(fn as unknown as Listener);
@@ -201,17 +217,17 @@ export class QmpClient {
   /** The first event `name` (matching `predicate`) at or after index `since` of `events`. */
   waitEvent<E extends QmpEventName>(name: E, predicate?: (data: QmpEvents[E]) => boolean,
     timeoutMs = DEFAULT_TIMEOUT_MS, since = this.events.length): Promise<RecordedEvent<E>> {
-    const matches = (ev: RecordedEvent): ev is RecordedEvent<E> => ev.event === name && (!predicate || predicate(ev.data as QmpEvents[E]));
+    const matches = (ev: RecordedEvent): boolean => ev.event === name && (!predicate || predicate(ev.data as QmpEvents[E]));
     for (let i = since; i < this.events.length; i++) {
       const ev = this.events[i]!;
-      if (matches(ev)) return Promise.resolve(ev);
+      if (matches(ev)) return Promise.resolve(ev as RecordedEvent<E>);
     }
     if (this.closedError || this.socket.destroyed) {
       return Promise.reject(new QmpProtocolError(`waiting for ${name} on ${this.path}: connection closed`, { cause: this.closedError }));
     }
     return new Promise((resolve, reject) => {
       const done = (): void => { clearTimeout(timer); off(); this.socket.off('close', onClose); };
-      const off = this.on('*', (ev) => { if (matches(ev)) { done(); resolve(ev); } });
+      const off = this.on('*', (ev) => { if (matches(ev)) { done(); resolve(ev as RecordedEvent<E>); } });
       const onClose = (): void => { done(); reject(new QmpProtocolError(`waiting for ${name} on ${this.path}: connection closed`)); };
       const timer = setTimeout(() => { done(); reject(new QmpTimeoutError(`event ${name}`, timeoutMs)); }, timeoutMs);
       this.socket.once('close', onClose);
@@ -242,17 +258,20 @@ export class QmpClient {
 
   private onLine(line: string): void {
     let msg: Record<string, unknown>;
+    const t = nowMs();
     try {
       const parsed: unknown = JSON.parse(line);
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
       msg = parsed as Record<string, unknown>;
     } catch (e) {
+      this.transcript?.({ t, dir: this.greetingWaiter ? 'greeting' : 'reply', msg: line });
       // Replies come in order, so a garbled line is the answer to the oldest command.
       const err = new QmpProtocolError(`QMP peer ${this.path} sent a malformed line: ${truncate(line)}`, { cause: e });
       if (this.greetingWaiter) this.takeGreetingWaiter().reject(err);
       else this.settle(this.pending[0], err);
       return;
     }
+    this.transcript?.({ t, dir: this.greetingWaiter ? 'greeting' : typeof msg.event === 'string' ? 'event' : 'reply', msg });
     if (this.greetingWaiter) {
       const waiter = this.takeGreetingWaiter();
       if (msg.QMP && typeof msg.QMP === 'object') waiter.resolve(msg as unknown as QmpGreeting);
@@ -262,7 +281,7 @@ export class QmpClient {
     if (typeof msg.event === 'string') {
       const ts = msg.timestamp as QmpTimestamp | undefined;
       const ev = {
-        event: msg.event, data: (msg.data ?? {}) as never, receivedAt: nowMs(),
+        event: msg.event, data: (msg.data ?? {}) as never, receivedAt: t,
         timestamp: ts && typeof ts.seconds === 'number' ? ts : { seconds: -1, microseconds: -1 },
       } as RecordedEvent;
       this.events.push(ev);

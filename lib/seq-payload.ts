@@ -31,3 +31,6 @@ export function writeSeqPayload(buf: Buffer, offset: number, seq: number, timeUs
 export function readSeqPayload(buf: Buffer, offset: number): SeqPayload {
   return { seq: readU64(buf, offset), timeUs: readU64(buf, offset + 8) };
 }
+
+/** The sequence number alone (bytes 0-7 at `offset`): no object, for per-datagram counting. */
+export const readSeq = (buf: Buffer, offset: number): number => readU64(buf, offset);

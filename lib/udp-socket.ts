@@ -12,8 +12,9 @@
 // iovec 16, msghdr 56, mmsghdr 64 (msghdr + unsigned msg_len + padding).
 import { fstatSync, readFileSync } from 'node:fs';
 import koffi from 'koffi';
+import { EAGAIN, EINTR, lastErrno, libc, LibcError } from './libc.js';
+import { ipToInt } from './net-addr.js';
 
-const libc = koffi.load('libc.so.6');
 // Pointers are passed as uintptr_t addresses into the one allocation, so that a batch can
 // start at any slot without a koffi pointer object per call.
 const cSocket = libc.func('int socket(int domain, int type, int protocol)');
@@ -24,7 +25,6 @@ const cGetsockname = libc.func('int getsockname(int fd, uintptr_t addr, uintptr_
 const cSendmmsg = libc.func('int sendmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags)');
 const cRecvmmsg = libc.func('int recvmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags, uintptr_t timeout)');
 const cClose = libc.func('int close(int fd)');
-const cStrerror = libc.func('const char *strerror(int errnum)');
 
 // Linux ABI constants (bits/socket.h, asm-generic/socket.h, asm-generic/errno.h).
 const AF_INET = 2;
@@ -35,8 +35,6 @@ const SOL_SOCKET = 1;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const MSG_DONTWAIT = 0x40;
-const EINTR = 4;
-const EAGAIN = 11;
 const ENOBUFS = 105;
 
 const SOCKADDR_IN = 16;
@@ -51,12 +49,10 @@ export const MAX_BATCH = 1024; // UIO_MAXIOV: the kernel caps vlen there
 export const DEFAULT_MAX_DATAGRAM = 2048;
 export const MAX_DATAGRAM = 65_507;
 
-const errnoText = (e: number): string => `${cStrerror(e) as string} (errno ${e})`;
-
-/** A failed socket call, named with its errno text, like lib/libc.ts's LibcError. */
-export class UdpSocketError extends Error {
-  constructor(readonly call: string, readonly errno: number, what: string, options?: { cause?: unknown }) {
-    super(`${call} failed for ${what}: ${errnoText(errno)}`, options);
+/** A failed socket call, named with its errno text. */
+export class UdpSocketError extends LibcError {
+  constructor(call: string, errno: number, what: string) {
+    super(call, errno, what);
     this.name = 'UdpSocketError';
   }
 }
@@ -68,18 +64,6 @@ export class UdpSendError extends UdpSocketError {
     this.name = 'UdpSendError';
   }
 }
-
-/** "a.b.c.d" -> u32 (host order); throws on anything else. */
-export function parseIPv4(address: string): number {
-  const parts = address.split('.');
-  const bytes = parts.map(Number);
-  if (parts.length !== 4 || bytes.some((b, i) => !/^\d{1,3}$/.test(parts[i]!) || b > 255)) {
-    throw new RangeError(`not an IPv4 address: ${JSON.stringify(address)} (expected a.b.c.d)`);
-  }
-  return ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
-}
-
-export const formatIPv4 = (a: number): string => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 
 export interface UdpSocketOptions {
   /** Datagrams per sendmmsg/recvmmsg call, 1 to MAX_BATCH (default DEFAULT_BATCH). */
@@ -159,7 +143,7 @@ export class UdpSocket {
       throw new RangeError(`UdpSocket maxDatagram must be an integer from 1 to ${MAX_DATAGRAM}, got ${maxDatagram}`);
     }
     const fd = cSocket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) as number;
-    if (fd < 0) throw new UdpSocketError('socket', koffi.errno(), 'a UDP socket (AF_INET, SOCK_DGRAM)');
+    if (fd < 0) throw new UdpSocketError('socket', lastErrno(), 'a UDP socket (AF_INET, SOCK_DGRAM)');
     return new UdpSocket(fd, batch, maxDatagram);
   }
 
@@ -177,9 +161,9 @@ export class UdpSocket {
   bind(port = 0, address = '0.0.0.0'): number {
     this.check();
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bind port must be an integer from 0 to 65535, got ${port}`);
-    this.writeSockaddr(this.scratch, parseIPv4(address), port);
+    this.writeSockaddr(this.scratch, ipToInt(address), port);
     if ((cBind(this.fd, this.base + this.scratch, SOCKADDR_IN) as number) < 0) {
-      throw new UdpSocketError('bind', koffi.errno(), `UDP ${address}:${port} (is the port in use?)`);
+      throw new UdpSocketError('bind', lastErrno(), `UDP ${address}:${port} (is the port in use?)`);
     }
     return this.localPort();
   }
@@ -189,7 +173,7 @@ export class UdpSocket {
     this.check();
     this.view.writeUInt32LE(SOCKADDR_IN, this.scratch + SOCKADDR_IN);
     if ((cGetsockname(this.fd, this.base + this.scratch, this.base + this.scratch + SOCKADDR_IN) as number) < 0) {
-      throw new UdpSocketError('getsockname', koffi.errno(), `UDP socket fd ${this.fd}`);
+      throw new UdpSocketError('getsockname', lastErrno(), `UDP socket fd ${this.fd}`);
     }
     return this.view.readUInt16BE(this.scratch + 2);
   }
@@ -198,7 +182,7 @@ export class UdpSocket {
   setDestination(address: string, port: number): void {
     this.check();
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`destination port must be an integer from 1 to 65535, got ${port}`);
-    this.writeSockaddr(this.dest, parseIPv4(address), port);
+    this.writeSockaddr(this.dest, ipToInt(address), port);
     this.destText = `UDP to ${address}:${port}`;
   }
 
@@ -220,7 +204,7 @@ export class UdpSocket {
     while (taken < count) {
       const n = cSendmmsg(this.fd, this.base + this.sendMsgs + (first + taken) * MMSGHDR, count - taken, 0) as number;
       if (n > 0) { taken += n; continue; }
-      const e = koffi.errno();
+      const e = lastErrno();
       if (e === EINTR) continue;
       if (e === EAGAIN || e === ENOBUFS) break;
       throw new UdpSendError(e, this.destText, taken);
@@ -236,7 +220,7 @@ export class UdpSocket {
     this.lastReceived = 0;
     const n = cRecvmmsg(this.fd, this.base + this.recvMsgs, this.batch, MSG_DONTWAIT, 0) as number;
     if (n < 0) {
-      const e = koffi.errno();
+      const e = lastErrno();
       if (e === EAGAIN || e === EINTR) return 0;
       throw new UdpSocketError('recvmmsg', e, `UDP socket fd ${this.fd}`);
     }
@@ -249,7 +233,7 @@ export class UdpSocket {
     return this.view.readUInt32LE(this.recvMsgs + i * MMSGHDR + MSG_LEN);
   }
 
-  /** Source address of received datagram i, as a u32 (formatIPv4 turns it into text). */
+  /** Source address of received datagram i, as a u32 (lib/net-addr.ts intToIp turns it into text). */
   recvAddress(i: number): number {
     return this.view.readUInt32BE(this.recvNames + i * SOCKADDR_IN + 4);
   }
@@ -299,11 +283,11 @@ export class UdpSocket {
     const val = this.scratch + SOCKADDR_IN + 4, len = this.scratch + SOCKADDR_IN;
     this.view.writeInt32LE(bytes, val);
     if ((cSetsockopt(this.fd, SOL_SOCKET, opt, this.base + val, 4) as number) < 0) {
-      throw new UdpSocketError('setsockopt', koffi.errno(), `${name}=${bytes} on UDP socket fd ${this.fd}`);
+      throw new UdpSocketError('setsockopt', lastErrno(), `${name}=${bytes} on UDP socket fd ${this.fd}`);
     }
     this.view.writeUInt32LE(4, len);
     if ((cGetsockopt(this.fd, SOL_SOCKET, opt, this.base + val, this.base + len) as number) < 0) {
-      throw new UdpSocketError('getsockopt', koffi.errno(), `${name} on UDP socket fd ${this.fd}`);
+      throw new UdpSocketError('getsockopt', lastErrno(), `${name} on UDP socket fd ${this.fd}`);
     }
     return this.view.readInt32LE(val);
   }

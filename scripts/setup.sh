@@ -22,6 +22,7 @@ declare -A PKG=(
   [ip]=iproute2 [bridge]=iproute2 [tc]=iproute2 [tcpdump]=tcpdump [ping]=iputils-ping
   [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static [chromium]=chromium
   [cpio]=cpio [nft]=nftables [dpkg-deb]=dpkg [gcc]=gcc
+  [tshark]=tshark [dumpcap]=tshark [editcap]=tshark
 )
 missing=()
 for tool in "${!PKG[@]}"; do

@@ -3,13 +3,13 @@
 // sender toward the client. Replies are built in place in the received buffer and written at
 // once, so the hot path allocates nothing and never touches JSON.
 //
-// UDP sequence numbers (ports 7 and 9): the first 8 payload bytes, big-endian, counted from 0.
-// A gap counts its seqs as missing; a missing seq that arrives late moves from missing to
-// reordered; a seq seen before counts as a duplicate.
+// UDP sequence numbers (ports 7 and 9): the seq of lib/seq-payload.ts (its first 8 bytes are
+// enough here), counted from 0. A gap counts its seqs as missing; a missing seq that arrives
+// late moves from missing to reordered; a seq seen before counts as a duplicate.
+import { ETHERTYPE_ARP, ETHERTYPE_IPV4, formatMac, intToIp, ipToInt, parseMac } from '../../lib/net-addr.js';
 import type { GuestNetInfo, GuestUdpCounters } from '../../lib/qmp-protocol.js';
+import { readSeq, SEQ_PAYLOAD_BYTES, writeSeqPayload } from '../../lib/seq-payload.js';
 
-export const ETH_P_IP = 0x0800;
-export const ETH_P_ARP = 0x0806;
 const IPPROTO_ICMP = 1;
 const IPPROTO_UDP = 17;
 export const UDP_ECHO_PORT = 7;
@@ -29,22 +29,6 @@ export const UDP_SENDER_LIMITS = { maxRate: 100_000, maxCount: 100_000_000 } as 
 
 /** Writes one frame toward the host (the NIC's transmit). */
 export type Transmit = (buf: Buffer, len: number) => void;
-
-export function ipToInt(ip: string): number {
-  const p = ip.split('.').map(Number);
-  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
-}
-export function intToIp(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-export function macToBuf(mac: string): Buffer {
-  return Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
-}
-export function bufToMac(b: Buffer, off = 0): string {
-  const h: string[] = [];
-  for (let i = 0; i < 6; i++) h.push(b[off + i]!.toString(16).padStart(2, '0'));
-  return h.join(':');
-}
 
 /** RFC 1071 checksum over buf[start, end). */
 export function inetChecksum(buf: Buffer, start: number, end: number, initial = 0): number {
@@ -136,7 +120,7 @@ export class GuestNet {
   private readonly txBuf = Buffer.alloc(1514);
 
   constructor(opts: GuestNetOptions, private readonly transmit: Transmit) {
-    this.mac = macToBuf(opts.mac);
+    this.mac = parseMac(opts.mac);
     this.macText = opts.mac;
     this.ipText = opts.ip ?? null;
     this.ip = opts.ip ? ipToInt(opts.ip) : 0;
@@ -156,8 +140,8 @@ export class GuestNet {
   receive(buf: Buffer, len: number): void {
     if (len < 14 || this.ip === 0) return;
     const type = buf.readUInt16BE(12);
-    if (type === ETH_P_ARP) this.arp_(buf, len);
-    else if (type === ETH_P_IP) this.ipv4(buf, len);
+    if (type === ETHERTYPE_ARP) this.arp_(buf, len);
+    else if (type === ETHERTYPE_IPV4) this.ipv4(buf, len);
   }
 
   private isForUs(buf: Buffer): boolean {
@@ -167,7 +151,7 @@ export class GuestNet {
   }
 
   private arp_(buf: Buffer, len: number): void {
-    if (len < 42 || buf.readUInt16BE(14) !== 1 || buf.readUInt16BE(16) !== ETH_P_IP || buf[18] !== 6 || buf[19] !== 4) return;
+    if (len < 42 || buf.readUInt16BE(14) !== 1 || buf.readUInt16BE(16) !== ETHERTYPE_IPV4 || buf[18] !== 6 || buf[19] !== 4) return;
     const op = buf.readUInt16BE(20);
     const spa = buf.readUInt32BE(28);
     const tpa = buf.readUInt32BE(38);
@@ -211,7 +195,7 @@ export class GuestNet {
       if (end - l4 < 8) return;
       const dport = buf.readUInt16BE(l4 + 2);
       const payload = l4 + 8;
-      const seq = end - payload >= 8 ? buf.readUInt32BE(payload) * 0x100000000 + buf.readUInt32BE(payload + 4) : -1;
+      const seq = end - payload >= 8 ? readSeq(buf, payload) : -1;
       if (dport === UDP_SINK_PORT) {
         if (seq >= 0) this.sink.record(seq);
       } else if (dport === UDP_ECHO_PORT) {
@@ -290,10 +274,10 @@ export class GuestNet {
 
   private sendUdp(dmac: Buffer, dst: number, port: number, seq: number): void {
     const b = this.txBuf;
-    const payloadLen = 16;
+    const payloadLen = SEQ_PAYLOAD_BYTES;
     dmac.copy(b, 0);
     this.mac.copy(b, 6);
-    b.writeUInt16BE(ETH_P_IP, 12);
+    b.writeUInt16BE(ETHERTYPE_IPV4, 12);
     b[14] = 0x45; b[15] = 0;
     b.writeUInt16BE(20 + 8 + payloadLen, 16);
     b.writeUInt16BE(this.ipId = (this.ipId + 1) & 0xffff, 18);
@@ -307,20 +291,16 @@ export class GuestNet {
     b.writeUInt16BE(port, 36);
     b.writeUInt16BE(8 + payloadLen, 38);
     b.writeUInt16BE(0, 40); // no UDP checksum (allowed on IPv4)
-    b.writeUInt32BE(Math.floor(seq / 0x100000000), 42);
-    b.writeUInt32BE(seq >>> 0, 46);
-    const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
-    b.writeUInt32BE(Math.floor(us / 0x100000000), 50);
-    b.writeUInt32BE(us >>> 0, 54);
-    this.transmit(b, 58);
+    writeSeqPayload(b, 42, seq, Math.round((performance.timeOrigin + performance.now()) * 1000));
+    this.transmit(b, 42 + payloadLen);
   }
 
   private sendArpRequest(target: number): void {
     const b = this.txBuf;
     b.fill(0xff, 0, 6);
     this.mac.copy(b, 6);
-    b.writeUInt16BE(ETH_P_ARP, 12);
-    b.writeUInt16BE(1, 14); b.writeUInt16BE(ETH_P_IP, 16); b[18] = 6; b[19] = 4;
+    b.writeUInt16BE(ETHERTYPE_ARP, 12);
+    b.writeUInt16BE(1, 14); b.writeUInt16BE(ETHERTYPE_IPV4, 16); b[18] = 6; b[19] = 4;
     b.writeUInt16BE(1, 20);
     this.mac.copy(b, 22);
     b.writeUInt32BE(this.ip, 28);
@@ -341,7 +321,7 @@ export class GuestNet {
     return {
       ip: this.ipText ?? '',
       mac: this.macText,
-      'arp-cache': [...this.arp].map(([ip, mac]) => ({ ip: intToIp(ip), mac: bufToMac(mac) })),
+      'arp-cache': [...this.arp].map(([ip, mac]) => ({ ip: intToIp(ip), mac: formatMac(mac) })),
       udp: [this.echo.info(), this.sink.info()],
       ...(i.frames ? { 'netpass-injected': { frames: i.frames, 'max-delay-ms': Math.round(i.maxDelayMs), 'mean-delay-ms': Math.round(i.totalDelayMs / i.frames) } } : {}),
     };
@@ -350,7 +330,7 @@ export class GuestNet {
   save(): GuestNetState {
     return {
       ip: this.ipText, prefix: this.prefix, gw: this.gw,
-      arp: [...this.arp].map(([ip, mac]) => [intToIp(ip), bufToMac(mac)]),
+      arp: [...this.arp].map(([ip, mac]) => [intToIp(ip), formatMac(mac)]),
       udp: [this.echo.save(), this.sink.save()],
       sender: this.sender ? { ...this.sender } : null,
     };
@@ -364,7 +344,7 @@ export class GuestNet {
     this.mask = s.prefix === 0 ? 0 : (0xffffffff << (32 - s.prefix)) >>> 0;
     this.gw = s.gw;
     this.arp.clear();
-    for (const [ip, mac] of s.arp) this.arp.set(ipToInt(ip), macToBuf(mac));
+    for (const [ip, mac] of s.arp) this.arp.set(ipToInt(ip), parseMac(mac));
     for (const c of s.udp) (c.port === UDP_ECHO_PORT ? this.echo : this.sink).load(c);
     this.sender = s.sender ? { ...s.sender } : null;
     if (this.senderTimer) { clearInterval(this.senderTimer); this.senderTimer = undefined; }

@@ -9,16 +9,11 @@
 // then queue in the kernel, which is what happens while a QEMU guest is paused.
 // Writing: fs.writeSync on the fd, never the socket's writable side, which may coalesce
 // several frames into one writev(2) and so one frame on the wire.
-import { closeSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import net from 'node:net';
-import { ioctlPtr, open, O_CLOEXEC, O_RDWR, readNonBlocking } from '../../lib/libc.js';
+import { readNonBlocking } from '../../lib/libc.js';
+import { openTap } from '../../lib/tun.js';
 
-// linux/if_tun.h
-const TUNSETIFF = 0x400454ca;
-const IFF_TAP = 0x0002;
-const IFF_NO_PI = 0x1000;
-const IFF_MULTI_QUEUE = 0x0100;
-const IFNAMSIZ = 16;
 /** Frames read per readiness event, at most (the first by libuv, the rest here): about 1 ms of
  * guest work, so timers, QMP and the other queues get their turn. */
 export const TAP_BURST = 64;
@@ -30,22 +25,6 @@ interface PipeHandle { open(fd: number): number }
 const { Pipe, constants: pipeConstants } = (process as unknown as {
   binding(name: 'pipe_wrap'): { Pipe: new (type: number) => PipeHandle; constants: { SOCKET: number } };
 }).binding('pipe_wrap');
-
-/** Attach a new fd to TAP `ifname` (TUNSETIFF). The interface must exist (or is created). */
-export function openTapFd(ifname: string, multiQueue: boolean): number {
-  if (Buffer.byteLength(ifname) >= IFNAMSIZ) throw new Error(`TAP name '${ifname}' is longer than ${IFNAMSIZ - 1} bytes`);
-  const fd = open('/dev/net/tun', O_RDWR | O_CLOEXEC);
-  const ifr = Buffer.alloc(40);
-  ifr.write(ifname, 0, 'latin1');
-  ifr.writeUInt16LE(IFF_TAP | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0), 16);
-  try {
-    ioctlPtr(fd, TUNSETIFF, ifr, `TUNSETIFF ${ifname}${multiQueue ? ' (multi_queue)' : ''}: check that the TAP exists in this netns with matching multi_queue mode and is not attached elsewhere`);
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
-  return fd;
-}
 
 function pipeFromFd(fd: number): PipeHandle {
   const h = new Pipe(pipeConstants.SOCKET);
@@ -64,7 +43,7 @@ export class TapQueue {
   /** Frames read by the drain after libuv's one read per event (tests check bursts happen). */
   drained = 0;
 
-  /** Wrap an fd that is already attached to a TAP (opened here, passed on the command line, or received over SCM_RIGHTS). */
+  /** Wrap an fd that is already attached to a TAP (opened by name with lib/tun.ts, passed on the command line, or received over SCM_RIGHTS). */
   constructor(readonly fd: number) {
     const rx = Buffer.allocUnsafe(65536);
     this.sock = new net.Socket({
@@ -101,7 +80,7 @@ export class TapQueue {
   }
 
   static open(ifname: string, multiQueue: boolean): TapQueue {
-    return new TapQueue(openTapFd(ifname, multiQueue));
+    return new TapQueue(openTap(ifname, { multiQueue }));
   }
 
   /** Deliver frames to `handler` from now on (and resume reading). */

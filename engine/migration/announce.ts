@@ -2,39 +2,17 @@
 // bridges learn the VM's new port, on a growing schedule (net/announce.c:
 // announce_self_create, qemu_announce_self, qemu_announce_timer_step), and the guest's
 // gratuitous ARP (what a virtio-net guest sends when VIRTIO_NET_S_ANNOUNCE is raised).
+import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_RARP, parseIpv4, parseMac } from '../../lib/net-addr.js';
 
 /** QEMU's AnnounceParameters; defaults are the migration parameters' (migration/options.c). */
 export interface AnnounceParams { initial: number; max: number; rounds: number; step: number }
 export const ANNOUNCE_DEFAULTS: Readonly<AnnounceParams> = { initial: 50, max: 550, rounds: 5, step: 100 };
 
-const ETH_P_ARP = 0x0806;
-const ETH_P_RARP = 0x8035;
 const ARP_HTYPE_ETH = 1;
-const ARP_PTYPE_IP = 0x0800;
 const ARP_OP_REQUEST = 1;
 const ARP_OP_REQUEST_REV = 3;
 /** Ethernet minimum frame length without FCS. */
 const MIN_FRAME = 60;
-
-export function parseMac(mac: string): Buffer {
-  const parts = mac.split(':');
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-f]{2}$/i.test(p))) {
-    throw new Error(`invalid MAC address '${mac}': expected six hex pairs like 52:54:00:12:34:56`);
-  }
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
-}
-
-export function formatMac(mac: Uint8Array): string {
-  return [...mac.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
-function parseIpv4(ip: string): Buffer {
-  const parts = ip.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
-    throw new Error(`invalid IPv4 address '${ip}'`);
-  }
-  return Buffer.from(parts.map(Number));
-}
 
 const macBytes = (mac: string | Uint8Array): Uint8Array => (typeof mac === 'string' ? parseMac(mac) : mac);
 
@@ -44,9 +22,9 @@ export function rarpFrame(mac: string | Uint8Array): Buffer {
   const b = Buffer.alloc(MIN_FRAME);
   b.fill(0xff, 0, 6);
   b.set(m, 6);
-  b.writeUInt16BE(ETH_P_RARP, 12);
+  b.writeUInt16BE(ETHERTYPE_RARP, 12);
   b.writeUInt16BE(ARP_HTYPE_ETH, 14);
-  b.writeUInt16BE(ARP_PTYPE_IP, 16);
+  b.writeUInt16BE(ETHERTYPE_IPV4, 16);
   b[18] = 6;
   b[19] = 4;
   b.writeUInt16BE(ARP_OP_REQUEST_REV, 20);
@@ -65,9 +43,9 @@ export function gratuitousArpFrame(mac: string | Uint8Array, ip: string): Buffer
   const b = Buffer.alloc(MIN_FRAME);
   b.fill(0xff, 0, 6);
   b.set(m, 6);
-  b.writeUInt16BE(ETH_P_ARP, 12);
+  b.writeUInt16BE(ETHERTYPE_ARP, 12);
   b.writeUInt16BE(ARP_HTYPE_ETH, 14);
-  b.writeUInt16BE(ARP_PTYPE_IP, 16);
+  b.writeUInt16BE(ETHERTYPE_IPV4, 16);
   b[18] = 6;
   b[19] = 4;
   b.writeUInt16BE(ARP_OP_REQUEST, 20);

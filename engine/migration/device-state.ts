@@ -5,6 +5,7 @@
 // number where an address belongs would fail deep inside the guest model. An invalid state
 // fails the load with the field named:
 //   guest.extra.net.sender.rate: expected packets/s in (0, 100000], got 1000000000
+import { isIpv4, isMac } from '../../lib/net-addr.js';
 import { MAX_ARP_ENTRIES, MAX_TRACKED_MISSING, UDP_ECHO_PORT, UDP_SENDER_LIMITS, UDP_SINK_PORT } from '../guest/net.js';
 import type { DeviceState } from './stream.js';
 import { MAX_TAP_QUEUES } from '../guest/tap-options.js';
@@ -50,12 +51,8 @@ const int = (min: number, max: number, what = `an integer in ${min}..${max}`): C
 const count = int(0, Number.MAX_SAFE_INTEGER, 'a count (integer >= 0)');
 const bool: Check = (v, path) => { if (typeof v !== 'boolean') throw new DeviceStateError(path, 'true or false', v); };
 
-const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/i;
-const mac: Check = (v, path) => { if (typeof v !== 'string' || !MAC.test(v)) throw new DeviceStateError(path, 'a MAC address', v); };
+const mac: Check = (v, path) => { if (!isMac(v)) throw new DeviceStateError(path, 'a MAC address', v); };
 
-function isIpv4(v: unknown): v is string {
-  return typeof v === 'string' && /^\d{1,3}(?:\.\d{1,3}){3}$/.test(v) && v.split('.').every((x) => Number(x) <= 255);
-}
 const ipv4: Check = (v, path) => { if (!isIpv4(v)) throw new DeviceStateError(path, 'an IPv4 address', v); };
 const unicastIpv4: Check = (v, path) => { if (!isIpv4(v) || v === '0.0.0.0') throw new DeviceStateError(path, 'an IPv4 address other than 0.0.0.0', v); };
 const nullable = (check: Check): Check => (v, path) => { if (v !== null) check(v, path); };

@@ -35,16 +35,16 @@
 // are read by the destination. netpass does not cache then: the TAP queue holds the frames.
 // The source keeps its own fds, so after a failure it resumes on the same TAP.
 import { ANNOUNCE_DEFAULTS, Announcer, checkAnnounceParams, gratuitousArpFrame, rarpFrame, type AnnounceParams } from './announce.js';
-import { intToIp } from '../guest/net.js';
+import { intToIp } from '../../lib/net-addr.js';
 import { MigrationDestination } from './destination.js';
 import { parseMigrationUri } from './channel.js';
 import { MigrationSource } from './source.js';
 import { NETPASS_DEFAULTS } from './netpass.js';
-import type { CommandDef } from '../qmp/commands.js';
+import type { CommandTable } from '../qmp/commands.js';
 import type {
   MigrationCapabilityName, MigrationCapabilityStatus, MigrationInfo, MigrationParameters, MigrationStatus,
 } from '../../lib/qmp-protocol.js';
-import { QmpError } from '../qmp/server.js';
+import { QmpError, type EventSink } from '../qmp/server.js';
 import { StallMonitor } from './stall-monitor.js';
 import type { Vm } from '../vm.js';
 
@@ -69,8 +69,6 @@ export const DEFAULT_PARAMETERS: Required<Pick<MigrationParameters,
 
 export type MigrationParams = typeof DEFAULT_PARAMETERS;
 
-type Emit = (event: string, data?: Record<string, unknown>) => void;
-
 /** Migration settings and the current source / destination of one VM. */
 export class Migration {
   readonly caps = new Map<MigrationCapabilityName, boolean>(CAPABILITIES.map((c) => [c, false]));
@@ -80,7 +78,7 @@ export class Migration {
   /** Event-loop stalls of the current (or last) migration, by phase. */
   private stalls: StallMonitor | null = null;
 
-  constructor(readonly vm: Vm, readonly emit: Emit, readonly exit: (code: number) => void) {}
+  constructor(readonly vm: Vm, readonly emit: EventSink, readonly exit: (code: number) => void) {}
 
   cap(c: MigrationCapabilityName): boolean { return this.caps.get(c) ?? false; }
 
@@ -145,116 +143,115 @@ export class Migration {
     await dest.listen(uri);
   }
 
-  commands(): Map<string, CommandDef> {
-    const t = new Map<string, CommandDef>();
-    const none = {};
-    t.set('migrate', {
-      args: { uri: { type: 'str' }, detach: { type: 'bool', optional: true }, resume: { type: 'bool', optional: true }, blk: { type: 'bool', optional: true }, inc: { type: 'bool', optional: true } },
-      run: (a) => {
-        if (a.resume) throw new QmpError('GenericError', 'Postcopy recovery (resume) is not supported by this engine');
-        if (this.active) throw new QmpError('GenericError', "There's a migration process in progress");
-        if (this.vm.runState === 'inmigrate') throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
-        const vhost = this.vm.netdevs.find((n) => n.config.vhost);
-        if (this.cap('netpass') && vhost) {
-          throw new QmpError('GenericError', `Capability netpass cannot be used with netdev '${vhost.config.id}' (vhost=on): filters do not see vhost queues; use vhost=off`);
-        }
-        try { parseMigrationUri(a.uri as string); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
-        this.checkLocalUri(a.uri as string);
-        const src = new MigrationSource(this);
-        this.source = src;
-        this.measureStalls();
-        void src.run(a.uri as string);
-        return {};
-      },
-    });
-    t.set('migrate-incoming', {
-      args: { uri: { type: 'str' } },
-      run: async (a) => {
-        if (this.vm.config.incoming !== 'defer') throw new QmpError('GenericError', "'-incoming' was not specified on the command line");
-        if (this.incoming) throw new QmpError('GenericError', 'The incoming migration has already been started');
-        try {
-          parseMigrationUri(a.uri as string);
-          this.checkLocalUri(a.uri as string);
-          const waiting = this.vm.netdevs.find((n) => n.config.incomingFds);
-          if (waiting && !(a.uri as string).startsWith('unix:')) {
-            throw new Error(`netdev '${waiting.config.id}' waits for TAP fds (incoming-fds=on), which only a unix: migration channel can carry`);
+  commands(): CommandTable {
+    return {
+      migrate: {
+        args: { uri: { type: 'str' }, detach: { type: 'bool', optional: true }, resume: { type: 'bool', optional: true } },
+        run: ({ uri, resume }) => {
+          if (resume) throw new QmpError('GenericError', 'Postcopy recovery (resume) is not supported by this engine');
+          if (this.active) throw new QmpError('GenericError', "There's a migration process in progress");
+          if (this.vm.runState === 'inmigrate') throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
+          const vhost = this.vm.netdevs.find((n) => n.config.vhost);
+          if (this.cap('netpass') && vhost) {
+            throw new QmpError('GenericError', `Capability netpass cannot be used with netdev '${vhost.config.id}' (vhost=on): filters do not see vhost queues; use vhost=off`);
           }
-          await this.listenIncoming(a.uri as string);
-        } catch (e) {
-          this.incoming = null;
-          throw new QmpError('GenericError', (e as Error).message);
-        }
-        return {};
+          try { parseMigrationUri(uri); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
+          this.checkLocalUri(uri);
+          const src = new MigrationSource(this);
+          this.source = src;
+          this.measureStalls();
+          void src.run(uri);
+          return {};
+        },
       },
-    });
-    t.set('migrate_cancel', { args: none, run: () => { this.source?.cancel(); return {}; } });
-    t.set('migrate-continue', {
-      args: { state: { type: 'str' } },
-      run: (a) => {
-        const s = this.source;
-        if (!s || s.status !== a.state) {
-          throw new QmpError('GenericError', `Migration not in expected state: ${s?.status ?? 'none'}`);
-        }
-        s.continueFromPause();
-        return {};
-      },
-    });
-    t.set('query-migrate', { args: none, run: () => this.info() });
-    t.set('migrate-set-capabilities', {
-      args: { capabilities: { type: 'array' } },
-      run: (a) => {
-        if (this.active) throw new QmpError('GenericError', "There's a migration process in progress");
-        const list = a.capabilities as unknown[];
-        const parsed: MigrationCapabilityStatus[] = [];
-        for (const item of list) {
-          const c = item as { capability?: unknown; state?: unknown };
-          if (typeof c !== 'object' || c === null || typeof c.capability !== 'string' || typeof c.state !== 'boolean') {
-            throw new QmpError('GenericError', "Invalid parameter type for 'capabilities', expected: MigrationCapabilityStatus");
+      'migrate-incoming': {
+        args: { uri: { type: 'str' } },
+        run: async ({ uri }) => {
+          if (this.vm.config.incoming !== 'defer') throw new QmpError('GenericError', "'-incoming' was not specified on the command line");
+          if (this.incoming) throw new QmpError('GenericError', 'The incoming migration has already been started');
+          try {
+            parseMigrationUri(uri);
+            this.checkLocalUri(uri);
+            const waiting = this.vm.netdevs.find((n) => n.config.incomingFds);
+            if (waiting && !uri.startsWith('unix:')) {
+              throw new Error(`netdev '${waiting.config.id}' waits for TAP fds (incoming-fds=on), which only a unix: migration channel can carry`);
+            }
+            await this.listenIncoming(uri);
+          } catch (e) {
+            this.incoming = null;
+            throw new QmpError('GenericError', (e as Error).message);
           }
-          if (!CAPABILITIES.includes(c.capability as MigrationCapabilityName)) {
-            throw new QmpError('GenericError', `Parameter 'capability' does not accept value '${c.capability}'`);
+          return {};
+        },
+      },
+      migrate_cancel: { args: {}, run: () => { this.source?.cancel(); return {}; } },
+      'migrate-continue': {
+        args: { state: { type: 'str' } },
+        run: ({ state }) => {
+          const s = this.source;
+          if (!s || s.status !== state) {
+            throw new QmpError('GenericError', `Migration not in expected state: ${s?.status ?? 'none'}`);
           }
-          parsed.push({ capability: c.capability as MigrationCapabilityName, state: c.state });
-        }
-        const next = new Map(this.caps);
-        for (const c of parsed) next.set(c.capability, c.state);
-        if (next.get('netpass') && !next.get('return-path')) {
-          throw new QmpError('GenericError', "Capability netpass requires capability return-path: netpass forwards frames after the destination's VM_STARTED");
-        }
-        for (const [c, v] of next) this.caps.set(c, v);
-        return {};
+          s.continueFromPause();
+          return {};
+        },
       },
-    });
-    t.set('query-migrate-capabilities', {
-      args: none,
-      run: () => CAPABILITIES.map((c) => ({ capability: c, state: this.cap(c) })),
-    });
-    t.set('migrate-set-parameters', {
-      args: {
-        'downtime-limit': { type: 'int', optional: true }, 'max-bandwidth': { type: 'int', optional: true },
-        'announce-initial': { type: 'int', optional: true }, 'announce-max': { type: 'int', optional: true },
-        'announce-rounds': { type: 'int', optional: true }, 'announce-step': { type: 'int', optional: true },
-        'netpass-max-packets': { type: 'int', optional: true }, 'netpass-max-bytes': { type: 'int', optional: true },
-        local: { type: 'bool', optional: true },
+      'query-migrate': { args: {}, run: () => this.info() },
+      'migrate-set-capabilities': {
+        args: { capabilities: { type: 'array' } },
+        run: ({ capabilities }) => {
+          if (this.active) throw new QmpError('GenericError', "There's a migration process in progress");
+          const parsed: MigrationCapabilityStatus[] = [];
+          // Only the array itself was checked: each element is still the client's JSON.
+          for (const item of capabilities as unknown[]) {
+            const c = item as { capability?: unknown; state?: unknown };
+            if (typeof c !== 'object' || c === null || typeof c.capability !== 'string' || typeof c.state !== 'boolean') {
+              throw new QmpError('GenericError', "Invalid parameter type for 'capabilities', expected: MigrationCapabilityStatus");
+            }
+            if (!CAPABILITIES.includes(c.capability as MigrationCapabilityName)) {
+              throw new QmpError('GenericError', `Parameter 'capability' does not accept value '${c.capability}'`);
+            }
+            parsed.push({ capability: c.capability as MigrationCapabilityName, state: c.state });
+          }
+          const next = new Map(this.caps);
+          for (const c of parsed) next.set(c.capability, c.state);
+          if (next.get('netpass') && !next.get('return-path')) {
+            throw new QmpError('GenericError', "Capability netpass requires capability return-path: netpass forwards frames after the destination's VM_STARTED");
+          }
+          for (const [c, v] of next) this.caps.set(c, v);
+          return {};
+        },
       },
-      run: (a) => {
-        const next = { ...this.params, ...(a as Partial<MigrationParams>) };
-        checkParams(next);
-        this.params = next;
-        return {};
+      'query-migrate-capabilities': {
+        args: {},
+        run: () => CAPABILITIES.map((c) => ({ capability: c, state: this.cap(c) })),
       },
-    });
-    t.set('query-migrate-parameters', { args: none, run: () => ({ ...this.params }) });
-    t.set('announce-self', {
-      args: { initial: { type: 'int' }, max: { type: 'int' }, rounds: { type: 'int' }, step: { type: 'int' }, interfaces: { type: 'array', optional: true }, id: { type: 'str', optional: true } },
-      run: (a) => {
-        const p = { initial: a.initial as number, max: a.max as number, rounds: a.rounds as number, step: a.step as number };
-        try { checkAnnounceParams(p); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
-        this.announce(p);
-        return {};
+      'migrate-set-parameters': {
+        args: {
+          'downtime-limit': { type: 'int', optional: true }, 'max-bandwidth': { type: 'int', optional: true },
+          'announce-initial': { type: 'int', optional: true }, 'announce-max': { type: 'int', optional: true },
+          'announce-rounds': { type: 'int', optional: true }, 'announce-step': { type: 'int', optional: true },
+          'netpass-max-packets': { type: 'int', optional: true }, 'netpass-max-bytes': { type: 'int', optional: true },
+          local: { type: 'bool', optional: true },
+        },
+        run: (a) => {
+          const next = { ...this.params, ...a };
+          checkParams(next);
+          this.params = next;
+          return {};
+        },
       },
-    });
-    return t;
+      'query-migrate-parameters': { args: {}, run: () => ({ ...this.params }) },
+      'announce-self': {
+        args: { initial: { type: 'int' }, max: { type: 'int' }, rounds: { type: 'int' }, step: { type: 'int' }, interfaces: { type: 'array', optional: true }, id: { type: 'str', optional: true } },
+        run: ({ initial, max, rounds, step }) => {
+          const p = { initial, max, rounds, step };
+          try { checkAnnounceParams(p); } catch (e) { throw new QmpError('GenericError', (e as Error).message); }
+          this.announce(p);
+          return {};
+        },
+      },
+    };
   }
 }
 

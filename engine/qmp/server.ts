@@ -10,7 +10,7 @@
 // that never reads and lets OUT_LIMIT bytes pile up is dropped, with a line on stderr.
 import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import type { QmpErrorClass, QmpGreeting, QmpTimestamp } from '../../lib/qmp-protocol.js';
+import type { QmpErrorClass, QmpEventName, QmpEvents, QmpGreeting, QmpTimestamp } from '../../lib/qmp-protocol.js';
 
 /** Longest accepted request line; QEMU's JSON lexer caps tokens similarly (MAX_TOKEN_SIZE). */
 export const MAX_LINE_BYTES = 1 << 20;
@@ -30,6 +30,12 @@ export class QmpError extends Error {
 }
 
 export type QmpDispatch = (command: string, args: Record<string, unknown>) => unknown | Promise<unknown>;
+
+/** emit's data argument: required when the event has data, optional when it has none. */
+export type EventData<E extends QmpEventName> = {} extends QmpEvents[E] ? [data?: QmpEvents[E]] : [data: QmpEvents[E]];
+
+/** Sends a QMP event (lib/qmp-protocol.ts QmpEvents) to every monitor. */
+export type EventSink = <E extends QmpEventName>(event: E, ...data: EventData<E>) => void;
 
 /** Wall-clock time with microseconds, QEMU's event timestamp (qemu_get_timedate via g_get_real_time). */
 export function qmpTimestamp(nowUs = Math.round((performance.timeOrigin + performance.now()) * 1000)): QmpTimestamp {
@@ -218,7 +224,7 @@ export class QmpServer {
   }
 
   /** Broadcasts an event to negotiated clients; QEMU omits `data` when an event has none. */
-  emit(event: string, data?: Record<string, unknown>): void {
+  emit<E extends QmpEventName>(event: E, ...[data]: EventData<E>): void {
     const msg = data && Object.keys(data).length
       ? { timestamp: qmpTimestamp(), event, data }
       : { timestamp: qmpTimestamp(), event };

@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { engineArgv } from '../../lib/engine-argv.js';
 import { CmdlineError, parseCmdline } from '../cmdline.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/switchover.js', import.meta.url));
@@ -19,6 +20,26 @@ test('the DESIGN.md command line parses', () => {
   assert.equal(c.qmp, ['/run/x/src.qmp']);
   assert.is(c.incoming, 'defer');
   assert.is(c.startPaused, true);
+});
+
+test('the command line lib/engine-argv.ts builds for the harness and the tests is the one the VM reads', () => {
+  const c = parseCmdline(engineArgv({
+    name: 'dst', memMB: 64, qmpPath: '/run/x/dst.qmp', incoming: 'unix:/run/x/mig.sock', paused: true,
+    nic: { ifname: 'tap1', queues: 2, mac: '52:54:00:12:34:99', localMigration: false },
+    guest: { ip: '192.168.100.2/24', gw: '192.168.100.1', dirtyRate: 2000, fill: 0.25 },
+  }));
+  assert.equal({ name: c.name, mem: c.memBytes, qmp: c.qmp, incoming: c.incoming, paused: c.startPaused }, {
+    name: 'dst', mem: 64 * 2 ** 20, qmp: ['/run/x/dst.qmp'], incoming: 'unix:/run/x/mig.sock', paused: true,
+  });
+  assert.equal(c.netdevs, [{ id: 'n0', ifname: 'tap1', queues: 2, vhost: false, fds: [], incomingFds: false }]);
+  assert.equal(c.nics, [{ id: 'n0', netdev: 'n0', mac: '52:54:00:12:34:99', localMigration: false }]);
+  assert.equal(c.guest, { ip: '192.168.100.2', prefix: 24, gw: '192.168.100.1', dirtyRate: 2000, fill: 0.25 });
+  const local = parseCmdline(engineArgv({ qmpPath: '/q', incoming: 'unix:/m', nic: { incomingFds: true, queues: 4, vhost: true } }));
+  assert.equal(local.netdevs, [{ id: 'n0', queues: 4, vhost: true, fds: [], incomingFds: true }]);
+  assert.equal(parseCmdline(engineArgv({ qmpPath: '/q' })).nics, [], 'no nic, no -netdev');
+  assert.throws(() => engineArgv({ name: 'v', qmpPath: '/q', guest: { ip: '10.0.0.2/24,fill=1' } }), /VM v: ip "10\.0\.0\.2\/24,fill=1" contains a comma/);
+  assert.throws(() => engineArgv({ qmpPath: '/q,x' }), /QMP path "\/q,x" contains a comma/);
+  assert.throws(() => engineArgv({ qmpPath: '/q', nic: { ifname: 't', incomingFds: true } }), /leave out ifname/);
 });
 
 test('a destination for local migration waits for its TAP fds', () => {

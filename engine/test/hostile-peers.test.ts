@@ -17,9 +17,11 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { engineArgv, type EngineVmOptions } from '../../lib/engine-argv.js';
+import { QmpClient } from '../../lib/qmp-client.js';
 import { StreamEncoder, type DeviceState } from '../migration/stream.js';
 import { OUT_LIMIT } from '../qmp/server.js';
-import { TestQmp } from './qmp.js';
+import { executeUnchecked, qmpError } from './qmp-steps.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/switchover.js', import.meta.url));
 const RAM = 16 * 2 ** 20;
@@ -29,13 +31,12 @@ const RSS_GROWTH_MB = 64;
 interface Vm { child: ChildProcess; dir: string; qmp: string; incoming: string; stderr: () => string; exited: Promise<number | null> }
 
 /** An engine VM with 16 MiB and no NIC; `incoming` adds -incoming on `vm.incoming`. */
-function startVm(extra: string[], incoming = false): Vm {
+function startVm(o: Pick<EngineVmOptions, 'guest' | 'paused'>, incoming = false): Vm {
   const dir = mkdtempSync(join(tmpdir(), 'swhostile-'));
   const qmp = join(dir, 'qmp.sock');
   const incomingPath = join(dir, 'in.sock');
-  const args = [...extra, ...(incoming ? ['-incoming', `unix:${incomingPath}`] : [])];
-  const child = spawn(process.execPath, [BIN, 'vm', '-m', '16M', '-qmp', `unix:${qmp},server=on,wait=off`, ...args],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv = engineArgv({ ...o, memMB: 16, qmpPath: qmp, ...(incoming ? { incoming: `unix:${incomingPath}` } : {}) });
+  const child = spawn(process.execPath, [BIN, 'vm', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-20_000); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -88,9 +89,9 @@ async function rawNegotiated(path: string): Promise<net.Socket> {
 }
 
 test('D5: 1,000,000 pipelined query-status with no reads: bounded RSS, others served, every reply delivered', async () => {
-  const vm = startVm(['-S']);
+  const vm = startVm({ paused: true });
   try {
-    const probe = await TestQmp.connect(vm.qmp);
+    const probe = await QmpClient.connect(vm.qmp, { timeoutMs: 15_000 });
     const startKb = statusKb(vm.child.pid!, 'VmRSS');
     const hog = await rawNegotiated(vm.qmp);
     const N = 1_000_000;
@@ -98,8 +99,8 @@ test('D5: 1,000,000 pipelined query-status with no reads: bounded RSS, others se
     const batch = line.repeat(10_000);
     for (let i = 0; i < N / 10_000; i++) hog.write(batch);
     await new Promise((r) => setTimeout(r, 2_000));
-    const st = await probe.execute('query-status', undefined, 5_000);
-    assert.ok('return' in st, `another client is served while one does not read: ${JSON.stringify(st)}`);
+    const st = await probe.execute('query-status', undefined, { timeoutMs: 5_000 });
+    assert.is(st.status, 'prelaunch', 'another client is served while one does not read');
     const growthMb = (statusKb(vm.child.pid!, 'VmHWM') - startKb) / 1024;
     assert.ok(growthMb < RSS_GROWTH_MB, `peak RSS grew ${growthMb.toFixed(0)} MB (limit ${RSS_GROWTH_MB})`);
     // Backpressure, not loss: once the client reads, all its replies come, in order.
@@ -119,41 +120,41 @@ test('D5: 1,000,000 pipelined query-status with no reads: bounded RSS, others se
     });
     console.log(`  D5 QMP: ${N} pipelined requests unread: peak RSS +${growthMb.toFixed(1)} MB; ${replies} replies once read`);
     hog.destroy();
-    probe.close();
+    await probe.close();
   } finally {
     await stopVm(vm);
   }
 });
 
 test('D5: a client that never reads while events pile up is dropped with a message', async () => {
-  const vm = startVm(['-S']);
+  const vm = startVm({ paused: true });
   try {
     const deaf = await rawNegotiated(vm.qmp);
-    const driver = await TestQmp.connect(vm.qmp);
+    const driver = await QmpClient.connect(vm.qmp, { timeoutMs: 15_000 });
     const startKb = statusKb(vm.child.pid!, 'VmRSS');
     // Each stop/cont pair broadcasts STOP and RESUME to the deaf client.
     for (let i = 0; i < 20_000 && !/QMP client dropped/.test(vm.stderr()); i++) {
       await driver.execute(i % 2 ? 'stop' : 'cont');
     }
     assert.match(vm.stderr(), new RegExp(`QMP client dropped: it left \\d+ bytes of replies and events unread \\(limit ${OUT_LIMIT}\\)`));
-    assert.ok('return' in await driver.execute('query-status'), 'the VM goes on');
+    assert.ok((await driver.execute('query-status')).status, 'the VM goes on');
     const growthMb = (statusKb(vm.child.pid!, 'VmHWM') - startKb) / 1024;
     assert.ok(growthMb < RSS_GROWTH_MB, `peak RSS grew ${growthMb.toFixed(0)} MB`);
     deaf.destroy();
-    driver.close();
+    await driver.close();
   } finally {
     await stopVm(vm);
   }
 });
 
 test('D5: a destination fed endless return-path pings that are never read closes the channel', async () => {
-  const dst = startVm([], true);
+  const dst = startVm({}, true);
   try {
     const src = await connect(dst.incoming);
     src.on('error', () => {});
     src.pause(); // the source never reads its return path
     // Settled first: the VM's RSS grows on its own while it starts.
-    (await TestQmp.connect(dst.qmp)).close();
+    await (await QmpClient.connect(dst.qmp, { timeoutMs: 15_000 })).close();
     const startKb = statusKb(dst.child.pid!, 'VmRSS');
     src.write(new StreamEncoder().header({ ramSize: RAM, local: false, netpass: false, returnPath: true, queues: 1 }).flush());
     const pings = new StreamEncoder(1 << 20);
@@ -178,7 +179,7 @@ test('D5: a destination fed endless return-path pings that are never read closes
 });
 
 test('D5: a source that reads its return path gets a PONG for each of 1,000,000 pings', async () => {
-  const dst = startVm([], true);
+  const dst = startVm({}, true);
   try {
     const src = await connect(dst.incoming);
     src.on('error', () => {});
@@ -214,7 +215,7 @@ const DEVICE: DeviceState = {
 
 /** A destination loads header + device + EOF; resolves with its QMP once it runs, or its failure. */
 async function migrateDevice(device: unknown): Promise<{ vm: Vm; code: number | null | 'running' }> {
-  const vm = startVm(['-guest', 'ip=10.0.0.2/24'], true);
+  const vm = startVm({ guest: { ip: '10.0.0.2/24' } }, true);
   const src = await connect(vm.incoming);
   src.on('error', () => {});
   src.end(new StreamEncoder().header({ ramSize: RAM, local: false, netpass: false, returnPath: false, queues: 1 })
@@ -257,33 +258,37 @@ test('D6: a migrated UDP sender is stopped by x-guest-udp-stop; x-guest-udp-send
   const { vm, code } = await migrateDevice(DEVICE);
   try {
     assert.is(code, 'running', vm.stderr());
-    const q = await TestQmp.connect(vm.qmp);
+    const q = await QmpClient.connect(vm.qmp, { timeoutMs: 15_000 });
     const stopped = await q.execute('x-guest-udp-stop');
-    assert.ok(stopped.return && typeof (stopped.return as { sent?: number }).sent === 'number', `the migrated sender ran: ${JSON.stringify(stopped)}`);
-    assert.equal((await q.execute('x-guest-udp-stop')).return, {}, 'nothing left to stop');
-    const tooFast = await q.execute('x-guest-udp-send', { dst: '10.0.0.1', port: 5009, rate: 1e9, count: 10 });
-    assert.match((tooFast.error as { desc: string }).desc, /Parameter 'rate' expects packets\/s in \(0, 100000\]/);
-    assert.ok('return' in await q.execute('x-guest-udp-send', { dst: '10.0.0.1', port: 5009, rate: 100, count: 10 }));
-    assert.ok(typeof ((await q.execute('x-guest-udp-stop')).return as { sent?: number }).sent === 'number', 'a QMP-started sender stops too');
-    q.close();
+    assert.ok(typeof stopped.sent === 'number', `the migrated sender ran: ${JSON.stringify(stopped)}`);
+    assert.equal(await q.execute('x-guest-udp-stop'), {}, 'nothing left to stop');
+    const tooFast = await qmpError(q.execute('x-guest-udp-send', { dst: '10.0.0.1', port: 5009, rate: 1e9, count: 10 }));
+    assert.match(tooFast.desc, /Parameter 'rate' expects packets\/s in \(0, 100000\]/);
+    assert.equal(await q.execute('x-guest-udp-send', { dst: '10.0.0.1', port: 5009, rate: 100, count: 10 }), {});
+    assert.ok(typeof (await q.execute('x-guest-udp-stop')).sent === 'number', 'a QMP-started sender stops too');
+    await q.close();
   } finally {
     await stopVm(vm);
   }
 });
 
 test('D12: QMP arguments are own members only: prototype names are unexpected, as in QEMU', async () => {
-  const vm = startVm(['-S']);
+  const vm = startVm({ paused: true });
   try {
-    const q = await TestQmp.connect(vm.qmp);
-    const proto = await q.execute('migrate', { uri: `unix:${join(vm.dir, 'nowhere.sock')}`, toString: 1 });
-    assert.equal(proto.error, { class: 'GenericError', desc: "Parameter 'toString' is unexpected" });
+    const q = await QmpClient.connect(vm.qmp, { timeoutMs: 15_000 });
+    const refused = async (p: Promise<unknown>): Promise<{ class: string; desc: string }> => {
+      const e = await qmpError(p);
+      return { class: e.errorClass, desc: e.desc };
+    };
+    const proto = await refused(executeUnchecked(q, 'migrate', { uri: `unix:${join(vm.dir, 'nowhere.sock')}`, toString: 1 }));
+    assert.equal(proto, { class: 'GenericError', desc: "Parameter 'toString' is unexpected" });
     // A computed key makes `__proto__` an own member, as JSON.parse does on the VM's side.
-    const dunder = await q.execute('query-status', { ['__proto__']: { x: 1 } });
-    assert.equal(dunder.error, { class: 'GenericError', desc: "Parameter '__proto__' is unexpected" });
-    const hasOwn = await q.execute('x-guest-udp-send', { dst: '10.0.0.1', port: 5009, rate: 1, count: 1, hasOwnProperty: 1 });
-    assert.equal(hasOwn.error, { class: 'GenericError', desc: "Parameter 'hasOwnProperty' is unexpected" });
-    assert.is(((await q.execute('query-status')).return as { status: string }).status, 'prelaunch', 'the VM goes on');
-    q.close();
+    const dunder = await refused(executeUnchecked(q, 'query-status', { ['__proto__']: { x: 1 } }));
+    assert.equal(dunder, { class: 'GenericError', desc: "Parameter '__proto__' is unexpected" });
+    const hasOwn = await refused(executeUnchecked(q, 'x-guest-udp-send', { dst: '10.0.0.1', port: 5009, rate: 1, count: 1, hasOwnProperty: 1 }));
+    assert.equal(hasOwn, { class: 'GenericError', desc: "Parameter 'hasOwnProperty' is unexpected" });
+    assert.is((await q.execute('query-status')).status, 'prelaunch', 'the VM goes on');
+    await q.close();
   } finally {
     await stopVm(vm);
   }

@@ -1,122 +1,95 @@
-// Real networking for engine tests: a host netns with a bridge and TAPs, a client netns on a
-// veth to the bridge (client 192.168.100.1/24, guest 192.168.100.2/24), and engine VM
-// processes started inside the host netns on those TAPs. Names carry a random suffix so
-// parallel runs never collide; destroy() removes everything, and is safe to call twice.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// The engine's networked tests drive engine VMs from outside, as QEMU's functional tests drive
+// QEMU: the network is harness/net's bridge topology (a host netns with the bridge and
+// tap0/tap1, a client netns owning 192.168.100.1/24), each VM is `switchover vm` started in the
+// host netns with lib/engine-argv.ts's command line, and it is driven over lib/qmp-client.ts.
+// What is here is only what the tests add on top: starting a VM, ping and UDP from the client
+// (the QMP steps they share are qmp-steps.ts). destroy() tears the topology down and verifies
+// that nothing of it is left.
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TestQmp } from './qmp.js';
+import { createTopology, type Topology } from '../../harness/net/topology.js';
+import { engineArgv, type EngineVmOptions } from '../../lib/engine-argv.js';
+import { QmpClient } from '../../lib/qmp-client.js';
 
 export const CLIENT_IP = '192.168.100.1';
 export const GUEST_IP = '192.168.100.2';
 export const GUEST_MAC = '52:54:00:12:34:56';
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = join(ROOT, 'bin/switchover.js');
+const BIN = fileURLToPath(new URL('../../../bin/switchover.js', import.meta.url));
 export const UDP_TOOL = fileURLToPath(new URL('./udp-tool.js', import.meta.url));
-
-function ip(args: string[]): string {
-  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
+const QMP_CONNECT_TIMEOUT_MS = 15_000;
 
 export interface VmProc {
   proc: ChildProcess;
   qmpPath: string;
-  qmp: TestQmp;
+  /** Connected and negotiated, unless startVm was told not to connect. */
+  qmp: QmpClient;
   stderr(): string;
   exited: Promise<number | null>;
 }
 
+/** An engine VM's settings, as lib/engine-argv.ts takes them (its name and QMP path are startVm's). */
+export type VmOptions = Omit<EngineVmOptions, 'name' | 'qmpPath'>;
+
 export class TestNet {
-  readonly id = Math.random().toString(36).slice(2, 8);
-  readonly hostNs = `swa1h${this.id}`;
-  readonly clientNs = `swa1c${this.id}`;
-  readonly dir = mkdtempSync(join(tmpdir(), 'swa1-'));
-  readonly taps: string[] = [];
   private readonly vms: VmProc[] = [];
-  private readonly extra: ChildProcess[] = [];
-  private destroyed = false;
 
-  /** Builds the topology with `taps` TAPs on the bridge. */
-  static create(taps = 1, multiQueue = false): TestNet {
-    const n = new TestNet();
-    try {
-      ip(['netns', 'add', n.hostNs]);
-      ip(['netns', 'add', n.clientNs]);
-      const h = ['-n', n.hostNs];
-      ip([...h, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
-      ip([...h, 'link', 'set', 'br0', 'up']);
-      ip([...h, 'link', 'set', 'lo', 'up']);
-      for (let i = 0; i < taps; i++) {
-        const t = `tap${i}`;
-        ip([...h, 'tuntap', 'add', 'dev', t, 'mode', 'tap', ...(multiQueue ? ['multi_queue'] : [])]);
-        ip([...h, 'link', 'set', t, 'master', 'br0', 'up']);
-        n.taps.push(t);
-      }
-      ip([...h, 'link', 'add', 'vh0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n.clientNs]);
-      ip([...h, 'link', 'set', 'vh0', 'master', 'br0', 'up']);
-      const c = ['-n', n.clientNs];
-      ip([...c, 'link', 'set', 'lo', 'up']);
-      ip([...c, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'eth0']);
-      ip([...c, 'link', 'set', 'eth0', 'up']);
-    } catch (e) {
-      n.destroy();
-      throw e;
+  private constructor(readonly topo: Topology) {}
+
+  /** The bridge topology; `queues` > 1 makes both TAPs multi_queue. */
+  static async create(queues = 1): Promise<TestNet> {
+    const topo = await createTopology({ layout: 'bridge', queues });
+    if (topo.clientIp !== CLIENT_IP || topo.guestIp !== GUEST_IP) {
+      await topo.teardown();
+      throw new Error(`the bridge topology's addresses moved (client ${topo.clientIp}, guest ${topo.guestIp}): update engine/test/testnet.ts`);
     }
-    return n;
+    return new TestNet(topo);
   }
 
-  /** Starts `switchover vm` in the host netns and connects a QMP client. */
-  async startVm(name: string, args: string[], qmpConnect = true): Promise<VmProc> {
+  /** The run directory (mode 0700): QMP and migration sockets go here. */
+  get dir(): string { return this.topo.runDir; }
+  get tap0(): string { return this.topo.tap0; }
+  get tap1(): string { return this.topo.tap1; }
+
+  /** The standard guest on `tap`: the NIC with GUEST_MAC, GUEST_IP/24, `dirty-rate` if given. */
+  guestOn(tap: string, over: VmOptions = {}): VmOptions {
+    return { ...over, nic: { ifname: tap, mac: GUEST_MAC, ...over.nic }, guest: { ip: `${GUEST_IP}/24`, ...over.guest } };
+  }
+
+  /** Starts `switchover vm` in the host netns and (unless `connect` is false) connects QMP. */
+  async startVm(name: string, vm: VmOptions, connect = true): Promise<VmProc> {
     const qmpPath = join(this.dir, `${name}.qmp`);
-    const proc = spawn('ip', ['netns', 'exec', this.hostNs, process.execPath, BIN, 'vm', '-name', name,
-      '-qmp', `unix:${qmpPath},server=on,wait=off`, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = this.topo.spawn('host', [process.execPath, BIN, 'vm', ...engineArgv({ ...vm, name, qmpPath })],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    proc.stderr!.on('data', (d) => { err += d; });
-    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-    const vm: VmProc = { proc, qmpPath, qmp: undefined as unknown as TestQmp, stderr: () => err, exited };
-    this.vms.push(vm);
-    if (qmpConnect) {
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    const handle: VmProc = { proc, qmpPath, qmp: undefined as unknown as QmpClient, stderr: () => err, exited };
+    this.vms.push(handle);
+    if (connect) {
       try {
-        vm.qmp = await TestQmp.connect(qmpPath);
+        handle.qmp = await QmpClient.connect(qmpPath, { timeoutMs: QMP_CONNECT_TIMEOUT_MS });
       } catch (e) {
-        throw new Error(`${(e as Error).message}; VM stderr: ${err}`, { cause: e });
+        throw new Error(`VM ${name}: ${(e as Error).message}; its stderr: ${err}`, { cause: e });
       }
     }
-    return vm;
+    return handle;
   }
 
-  /** The standard guest NIC on `tap`. */
-  static nicArgs(tap: string, extra: string[] = [], guest = `ip=${GUEST_IP}/24`): string[] {
-    return ['-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`,
-      '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC}`, '-guest', guest, ...extra];
+  /** Runs a command in the client netns; resolves with its exit code and output (also on failure). */
+  async inClient(cmd: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    const r = await this.topo.exec('client', cmd, { allowFail: true, timeoutMs });
+    return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
   }
 
-  /** Runs a command in the client netns and returns its stdout (does not throw on exit 1). */
-  inClient(cmd: string[], timeoutMs = 60000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const p = spawn('ip', ['netns', 'exec', this.clientNs, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '', stderr = '';
-      p.stdout.on('data', (d) => { stdout += d; });
-      p.stderr.on('data', (d) => { stderr += d; });
-      const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      p.on('close', (code) => { clearTimeout(t); resolve({ code, stdout, stderr }); });
-    });
-  }
-
-  /** Starts a long-running command in the client netns; returns the process. */
+  /** Starts a long-running command in the client netns (stopped by destroy()). */
   spawnInClient(cmd: string[]): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', this.clientNs, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.extra.push(p);
-    return p;
+    return this.topo.spawn('client', cmd);
   }
 
-  /** Starts a long-running command in the host netns (tcpdump on a TAP); returns the process. */
+  /** Starts a long-running command in the host netns (tcpdump on a TAP; stopped by destroy()). */
   spawnInHost(cmd: string[]): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', this.hostNs, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.extra.push(p);
-    return p;
+    return this.topo.spawn('host', cmd);
   }
 
   /** ping from the client; returns transmitted/received counts. */
@@ -128,34 +101,23 @@ export class TestNet {
     return { sent: Number(m[1]), received: Number(m[2]), out: r.stdout };
   }
 
+  /** udp-tool.ts from the client to the guest. */
   async udp(mode: 'send' | 'echo', port: number, rate: number, count: number): Promise<{ sent: number; replies: number; unique: number }> {
     const r = await this.inClient([process.execPath, UDP_TOOL, mode, GUEST_IP, String(port), String(rate), String(count)]);
     if (r.code !== 0) throw new Error(`udp-tool ${mode} failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as { sent: number; replies: number; unique: number };
   }
 
-  /** Kills every VM started here and removes the namespaces and the temp dir. */
+  /** Closes the QMP connections, tears the topology down (VMs included) and checks nothing is left. */
   async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    for (const p of this.extra) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    for (const vm of this.vms) {
-      vm.qmp?.close();
-      if (vm.proc.exitCode === null && vm.proc.signalCode === null) {
-        vm.proc.kill('SIGKILL');
-        await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 3000))]);
-      }
-    }
-    // Kill anything left in our namespaces (a VM's child `node` after `ip netns exec` was killed).
-    for (const ns of [this.hostNs, this.clientNs]) {
-      try {
-        const pids = ip(['netns', 'pids', ns]).split(/\s+/).filter(Boolean);
-        for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ } }
-      } catch { /* namespace not there */ }
-    }
-    for (const ns of [this.hostNs, this.clientNs]) {
-      try { ip(['netns', 'del', ns]); } catch { /* not created */ }
-    }
-    rmSync(this.dir, { recursive: true, force: true });
+    await Promise.all(this.vms.map((vm) => vm.qmp?.close()));
+    await this.topo.teardown();
+    await this.topo.verifyClean();
   }
+}
+
+/** Create a TestNet, run `fn` with it, always destroy it. */
+export async function withNet(queues: number, fn: (n: TestNet) => Promise<void>): Promise<void> {
+  const n = await TestNet.create(queues);
+  try { await fn(n); } finally { await n.destroy(); }
 }

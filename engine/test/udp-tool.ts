@@ -1,25 +1,21 @@
 // Client-side UDP traffic for engine tests, run inside the client netns:
-//   node udp-tool.js send HOST PORT RATE COUNT   sequenced datagrams (8-byte BE seq) to HOST:PORT
+//   node udp-tool.js send HOST PORT RATE COUNT   sequenced datagrams (lib/seq-payload.ts) to HOST:PORT
 //   node udp-tool.js echo HOST PORT RATE COUNT   same, and count the echoes that come back
 //   node udp-tool.js recv PORT MS                count sequenced datagrams arriving for MS ms
 // Prints one JSON line with the counts. Every loop is bounded by COUNT and a deadline.
 import dgram from 'node:dgram';
+import { readSeq, SEQ_PAYLOAD_BYTES, writeSeqPayload } from '../../lib/seq-payload.js';
 
 const [mode, a, b, c, d] = process.argv.slice(2);
-
-function seqOf(msg: Buffer): number {
-  return msg.readUInt32BE(0) * 0x100000000 + msg.readUInt32BE(4);
-}
 
 async function sendStream(host: string, port: number, rate: number, count: number, sock: dgram.Socket): Promise<number> {
   const start = performance.now();
   let sent = 0;
-  const payload = Buffer.alloc(16);
+  const payload = Buffer.alloc(SEQ_PAYLOAD_BYTES);
   while (sent < count) {
     const due = Math.min(count, Math.floor(((performance.now() - start) / 1000) * rate) + 1);
     while (sent < due) {
-      payload.writeUInt32BE(0, 0);
-      payload.writeUInt32BE(sent, 4);
+      writeSeqPayload(payload, 0, sent, Math.round((performance.timeOrigin + performance.now()) * 1000));
       await new Promise<void>((r) => sock.send(payload, port, host, () => r()));
       sent++;
     }
@@ -32,7 +28,7 @@ if (mode === 'send' || mode === 'echo') {
   const sock = dgram.createSocket('udp4');
   const seen = new Set<number>();
   let replies = 0;
-  sock.on('message', (m) => { replies++; if (m.length >= 8) seen.add(seqOf(m)); });
+  sock.on('message', (m) => { replies++; if (m.length >= 8) seen.add(readSeq(m, 0)); });
   await new Promise<void>((r) => sock.bind(0, r));
   const sent = await sendStream(a!, Number(b), Number(c), Number(d), sock);
   await new Promise((r) => setTimeout(r, mode === 'echo' ? 1000 : 100));
@@ -42,7 +38,7 @@ if (mode === 'send' || mode === 'echo') {
   const sock = dgram.createSocket('udp4');
   const seen = new Set<number>();
   let received = 0;
-  sock.on('message', (m) => { received++; if (m.length >= 8) seen.add(seqOf(m)); });
+  sock.on('message', (m) => { received++; if (m.length >= 8) seen.add(readSeq(m, 0)); });
   await new Promise<void>((r) => sock.bind(Number(a), r));
   await new Promise((r) => setTimeout(r, Number(b)));
   console.log(JSON.stringify({ received, unique: seen.size }));

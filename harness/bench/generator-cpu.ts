@@ -4,8 +4,8 @@
 // fixtures/udp-peer.ts echo, so it needs no privilege and measures the generator alone: the
 // figure is its own process.cpuUsage over the send phase (cpuMs / sendMs). Target: 20,000/s in
 // at most a quarter of a core, i.e. 125 ms per 10,000/s.
-import { spawn } from 'node:child_process';
 import { startLoopbackEcho } from '../../fixtures/udp-echo.js';
+import { start } from '../net/exec.js';
 import { startUdpStream, type UdpStreamSummary } from '../traffic/udp.js';
 import { round } from './measure.js';
 import type { BenchRow, BenchSection } from './section.js';
@@ -18,7 +18,7 @@ const QUARTER_CORE_PER_10K_AT_20K = 125;
 
 /** Runs the generator in this netns, as a topology would run it in one of its own. */
 const here = {
-  spawn: (_ns: string, argv: readonly string[]) => spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }),
+  spawn: (_ns: string, argv: readonly string[]) => start(argv),
 };
 
 async function measure(rate: number): Promise<UdpStreamSummary> {

@@ -12,19 +12,19 @@
 //   ran(result)                        pass or fail: its figures count (not error, not unsupported)
 //   verdicts(results)                  "9 pass, 1 fail"
 //   engineVmArgv(root, spec) -> argv   `node bin/switchover.js vm ...` with -guest fill=
-//   startProcessVm(argv, { name, dir, qmpPath }) -> ProcessVm   spawn, connect QMP
+//   startProcessVm(argv, { name, dir, qmpPath }) -> VmProcess   launchVm (harness/vm/process.ts),
+//                                      logging to DIR/NAME.log
 //   migrateLocally(src, dst, socketPath, opts) -> MigrationInfo   over a UNIX socket
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { engineArgv } from '../../lib/engine-argv.js';
 import type { MigrationCapabilityName, MigrationInfo, MigrationParameters } from '../../lib/qmp-protocol.js';
 import { privilegeAvailable } from '../../fixtures/privilege.js';
-import { onExit } from '../net/cleanup.js';
-import { signalProcess, whichTool } from '../net/exec.js';
-import { QmpClient } from '../../lib/qmp-client.js';
+import { whichTool } from '../net/exec.js';
 import { runScenario, type RunOptions } from '../run/runner.js';
-import type { Scenario, ScenarioResult, VmBackend, VmExit } from '../scenario/types.js';
+import { launchVm, type VmProcess } from '../vm/process.js';
+import type { Scenario, ScenarioResult, VmBackend } from '../scenario/types.js';
 
 export function round(v: number, digits = 1): number {
   const f = 10 ** digits;
@@ -98,79 +98,18 @@ export interface EngineVmSpec {
 /** An engine VM without a NIC: RAM, vCPU model and QMP only, as the backend probe starts one. */
 export function engineVmArgv(root: string, spec: EngineVmSpec): { argv: string[]; qmpPath: string } {
   const qmpPath = join(spec.dir, `${spec.name}.qmp`);
-  const guest = [`dirty-rate=${spec.dirtyRate ?? 0}`, ...(spec.fill ? [`fill=${spec.fill}`] : [])];
-  const argv = [
-    process.execPath, join(root, 'bin', 'switchover.js'), 'vm', '-name', spec.name, '-m', `${spec.memMB}M`,
-    '-guest', guest.join(','), '-qmp', `unix:${qmpPath},server=on,wait=off`,
-    ...(spec.incoming ? ['-incoming', spec.incoming] : []),
-  ];
-  return { argv, qmpPath };
-}
-
-export interface ProcessVm {
-  name: string;
-  pid: number;
-  qmp: QmpClient;
-  logPath: string;
-  exited: Promise<VmExit>;
-  /** `quit`, then SIGKILL after a grace period; resolves once the process is gone. */
-  stop(): Promise<void>;
+  const vm = engineArgv({ name: spec.name, memMB: spec.memMB, qmpPath, guest: { dirtyRate: spec.dirtyRate ?? 0, fill: spec.fill }, incoming: spec.incoming });
+  return { argv: [process.execPath, join(root, 'bin', 'switchover.js'), 'vm', ...vm], qmpPath };
 }
 
 const QUIT_GRACE_MS = 5_000;
 
-/** Spawn a VM process (engine or QEMU), log to DIR/NAME.log, and connect to its QMP socket. */
-export async function startProcessVm(argv: readonly string[], o: { name: string; dir: string; qmpPath: string; timeoutMs?: number }): Promise<ProcessVm> {
-  const logPath = join(o.dir, `${o.name}.log`);
-  const logFd = openSync(logPath, 'a', 0o600);
-  let child;
-  try {
-    child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-  const exited = new Promise<VmExit>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', () => resolve({ code: null, signal: null }));
+/** A VM process (engine or QEMU) outside any netns, logging to DIR/NAME.log, connected over QMP. */
+export function startProcessVm(argv: readonly string[], o: { name: string; dir: string; qmpPath: string; timeoutMs?: number }): Promise<VmProcess> {
+  return launchVm({
+    name: o.name, argv, logPath: join(o.dir, `${o.name}.log`), qmpPath: o.qmpPath,
+    connectTimeoutMs: o.timeoutMs ?? 20_000, quitTimeoutMs: QUIT_GRACE_MS,
   });
-  const kill = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) await signalProcess(child.pid, 'SIGKILL').catch(() => false);
-    await exited;
-  };
-  // Ctrl-C during a bench must not leave a multi-GiB VM behind.
-  const unregister = onExit(kill);
-  void exited.then(unregister);
-  let qmp: QmpClient;
-  try {
-    qmp = await Promise.race([
-      QmpClient.connect(o.qmpPath, { timeoutMs: o.timeoutMs ?? 20_000 }),
-      exited.then((x): never => {
-        throw new Error(`${o.name} (${argv[0]}) exited (code ${x.code}, signal ${x.signal}) before its QMP socket answered; log: ${logTail(logPath)}`);
-      }),
-    ]);
-  } catch (e) {
-    await kill();
-    throw new Error(`could not start ${o.name}: ${(e as Error).message}`, { cause: e });
-  }
-  return {
-    name: o.name, pid: child.pid!, qmp, logPath, exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        await qmp.execute('quit', undefined, { timeoutMs: QUIT_GRACE_MS }).catch(() => undefined);
-        const gone = await Promise.race([exited.then(() => true), sleep(QUIT_GRACE_MS).then(() => false)]);
-        if (!gone) await kill();
-      }
-      await qmp.close();
-    },
-  };
-}
-
-function logTail(path: string): string {
-  try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-5).join(' | ') || '(empty)';
-  } catch {
-    return '(none)';
-  }
 }
 
 export interface LocalMigrationOptions {
@@ -184,7 +123,7 @@ export interface LocalMigrationOptions {
  * source's query-migrate once MIGRATION says completed, failed or cancelled. The `events`
  * capability is always set: completion is awaited by event, not by polling.
  */
-export async function migrateLocally(src: ProcessVm, dst: ProcessVm, socketPath: string,
+export async function migrateLocally(src: VmProcess, dst: VmProcess, socketPath: string,
   o: LocalMigrationOptions = {}): Promise<MigrationInfo> {
   const caps = [...new Set<MigrationCapabilityName>(['events', ...(o.capabilities ?? [])])]
     .map((capability) => ({ capability, state: true }));
@@ -207,7 +146,7 @@ export async function migrateLocally(src: ProcessVm, dst: ProcessVm, socketPath:
 }
 
 /** Waits (bounded) until a migration target has left `inmigrate`: everything is loaded. */
-export async function waitIncomingDone(vm: ProcessVm, timeoutMs = 30_000): Promise<void> {
+export async function waitIncomingDone(vm: VmProcess, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const st = await vm.qmp.execute('query-status');

@@ -19,8 +19,9 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } fro
 import { join } from 'node:path';
 import type { MigrationInfo } from '../../lib/qmp-protocol.js';
 import { ensureGuest, GUEST_READY_MARKER } from '../vm/guest/recipe.js';
+import type { VmProcess } from '../vm/process.js';
 import {
-  engineVmArgv, hasTool, mbPerS, migrateLocally, round, startProcessVm, type ProcessVm,
+  engineVmArgv, hasTool, mbPerS, migrateLocally, round, startProcessVm,
 } from './measure.js';
 import { type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
@@ -41,18 +42,18 @@ function sideOf(info: MigrationInfo, version?: string): Side {
   };
 }
 
-async function pair(start: (name: string, incoming?: string) => Promise<ProcessVm>): Promise<[ProcessVm, ProcessVm]> {
+async function pair(start: (name: string, incoming?: string) => Promise<VmProcess>): Promise<[VmProcess, VmProcess]> {
   const src = await start('src');
   try {
     return [src, await start('dst', 'defer')];
   } catch (e) {
-    await src.stop();
+    await src.shutdown();
     throw e;
   }
 }
 
 async function engineSide(ctx: BenchContext, dir: string): Promise<Side> {
-  const start = (name: string, incoming?: string): Promise<ProcessVm> => {
+  const start = (name: string, incoming?: string): Promise<VmProcess> => {
     const { argv, qmpPath } = engineVmArgv(ctx.root, { name, dir, memMB: MEM_MB, fill: FILL, ...(incoming ? { incoming } : {}) });
     return startProcessVm(argv, { name: `engine-${name}`, dir, qmpPath, timeoutMs: 60_000 });
   };
@@ -60,8 +61,8 @@ async function engineSide(ctx: BenchContext, dir: string): Promise<Side> {
   try {
     return sideOf(await migrateLocally(src, dst, join(dir, 'engine-mig.sock'), { parameters: { 'max-bandwidth': 0 } }));
   } finally {
-    await src.stop();
-    await dst.stop();
+    await src.shutdown();
+    await dst.shutdown();
   }
 }
 
@@ -76,7 +77,7 @@ function writeFillFile(path: string): void {
   }
 }
 
-async function waitConsole(path: string, vm: ProcessVm): Promise<void> {
+async function waitConsole(path: string, vm: VmProcess): Promise<void> {
   const deadline = Date.now() + QEMU_BOOT_TIMEOUT_MS;
   let exited = false;
   void vm.exited.then(() => { exited = true; });
@@ -95,7 +96,7 @@ async function qemuSide(dir: string): Promise<Side> {
   const guest = await ensureGuest();
   const fill = join(dir, 'fill.bin');
   writeFillFile(fill);
-  const start = (name: string, incoming?: string): Promise<ProcessVm> => {
+  const start = (name: string, incoming?: string): Promise<VmProcess> => {
     const qmpPath = join(dir, `qemu-${name}.qmp`);
     const argv = [
       'qemu-system-x86_64', '-name', name, '-nodefaults', '-nographic', '-no-user-config',
@@ -116,8 +117,8 @@ async function qemuSide(dir: string): Promise<Side> {
     const info = await migrateLocally(src, dst, join(dir, 'qemu-mig.sock'), { parameters: { 'max-bandwidth': QEMU_BANDWIDTH } });
     return sideOf(info, `${v.major}.${v.minor}.${v.micro}`);
   } finally {
-    await src.stop();
-    await dst.stop();
+    await src.shutdown();
+    await dst.shutdown();
     rmSync(fill, { force: true }); // 512 MiB, on a tmpfs /tmp held in RAM until the bench ends
   }
 }

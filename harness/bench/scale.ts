@@ -8,16 +8,17 @@
 //   (runner, pcaps kept): lost, then the client pcap analysed again in a child process
 //   (analyze-child.js) for the analyzer's time and peak RSS.
 // The last row of each part states the growth, computed from the rows above it.
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
+import { commandFailure, start } from '../net/exec.js';
 import { engineBackend } from '../vm/engine.js';
+import type { VmProcess } from '../vm/process.js';
 import { findScenarios } from '../scenario/catalogue.js';
 import { readPcap } from '../capture/pcap-reader.js';
 import { applyOverrides } from '../scenario/scenario.js';
 import type { AnalyzeChildReport } from './analyze-child.js';
 import {
-  engineVmArgv, migrateLocally, networkUnavailable, peakRssKb, ran, round, runScenarioTimes, startProcessVm, verdicts, waitIncomingDone, type ProcessVm,
+  engineVmArgv, migrateLocally, networkUnavailable, peakRssKb, ran, round, runScenarioTimes, startProcessVm, verdicts, waitIncomingDone,
 } from './measure.js';
 import { median } from '../../lib/stats.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
@@ -35,12 +36,12 @@ interface SizePoint { sizeMB: number; totalMs: number; transferred: number; srcK
 async function migrateGuest(ctx: BenchContext, sizeMB: number): Promise<SizePoint> {
   const dir = mkdtempSync(join(ctx.tmpDir, `scale-${sizeMB}-`));
   const fill = NONZERO_MB / sizeMB;
-  const start = (name: string, incoming?: string): Promise<ProcessVm> => {
+  const start = (name: string, incoming?: string): Promise<VmProcess> => {
     const { argv, qmpPath } = engineVmArgv(ctx.root, { name, dir, memMB: sizeMB, fill, ...(incoming ? { incoming } : {}) });
     return startProcessVm(argv, { name: `engine-${name}-${sizeMB}M`, dir, qmpPath, timeoutMs: 60_000 });
   };
   const src = await start('src');
-  let dst: ProcessVm | undefined;
+  let dst: VmProcess | undefined;
   try {
     dst = await start('dst', 'defer');
     const info = await migrateLocally(src, dst, join(dir, 'mig.sock'), { parameters: { 'max-bandwidth': 0 } });
@@ -50,25 +51,18 @@ async function migrateGuest(ctx: BenchContext, sizeMB: number): Promise<SizePoin
       srcKb: peakRssKb(src.pid), dstKb: peakRssKb(dst.pid),
     };
   } finally {
-    await src.stop();
-    await dst?.stop();
+    await src.shutdown();
+    await dst?.shutdown();
   }
 }
 
-function analyzeInChild(ctx: BenchContext, pcap: string): Promise<AnalyzeChildReport> {
-  const child = spawn(process.execPath, [join(ctx.root, 'dist', 'harness', 'bench', 'analyze-child.js'), pcap], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout.on('data', (d: Buffer) => { out += d; });
-  child.stderr.on('data', (d: Buffer) => { err += d; });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(JSON.parse(out) as AnalyzeChildReport);
-      else reject(new Error(`analyze-child.js ${pcap} exited ${code}: ${err.trim().slice(-300)}`));
-    });
-  });
+async function analyzeInChild(ctx: BenchContext, pcap: string): Promise<AnalyzeChildReport> {
+  const argv = [process.execPath, join(ctx.root, 'dist', 'harness', 'bench', 'analyze-child.js'), pcap];
+  const timeoutMs = 120_000;
+  const r = await start(argv, { timeoutMs });
+  const failed = commandFailure(argv, r, { timeoutMs });
+  if (failed) throw failed;
+  return JSON.parse(String(r.stdout)) as AnalyzeChildReport;
 }
 
 interface TrafficPoint {

@@ -2,9 +2,10 @@
 //   node udp-echo-child.js DST PORT DURATION_MS WINDOW   -> one JSON line (UdpEchoReport)
 // WINDOW 1 is a closed loop: send one datagram, wait for its echo, send the next. WINDOW W
 // keeps W datagrams in flight, each echo releasing the next send. A datagram unanswered for
-// 200 ms counts as lost and is replaced, so a lost echo cannot stall the loop. Payload:
-// 8-byte sequence number (big-endian) padded to 32 bytes, the harness's stream layout.
+// 200 ms counts as lost and is replaced, so a lost echo cannot stall the loop. Payload: the
+// harness's stream layout (lib/seq-payload.ts; the send time is left 0), padded to 32 bytes.
 import { createSocket } from 'node:dgram';
+import { readSeq, writeSeqPayload } from '../../lib/seq-payload.js';
 
 export interface UdpEchoReport {
   window: number;
@@ -33,14 +34,14 @@ let seq = 0, sent = 0, received = 0, lost = 0, sending = true;
 
 function sendOne(): void {
   const b = Buffer.alloc(32);
-  b.writeBigUInt64BE(BigInt(seq), 0);
+  writeSeqPayload(b, 0, seq, 0);
   inFlight.set(seq++, performance.now());
   sent++;
   sock.send(b, port, dst);
 }
 
 sock.on('message', (m) => {
-  if (m.length < 8 || !inFlight.delete(Number(m.readBigUInt64BE(0)))) return;
+  if (m.length < 8 || !inFlight.delete(readSeq(m, 0))) return;
   received++;
   if (sending) sendOne();
 });

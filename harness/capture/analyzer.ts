@@ -1,12 +1,13 @@
-// Offline analysis of a switchover capture: per flow, which packets were lost, delayed,
-// duplicated or reordered, how long the outage lasted, and the announce frames.
+// Offline analysis of switchover captures: per flow, which packets were lost, delayed,
+// duplicated or reordered, how long the outage lasted, and the announce frames. One capture file
+// (analyzePcap) or several capture points merged into one account (analyzeCaptures).
 //
 // Flows (IPv4):
 // - ICMP echo, keyed by (requester, responder, id): requests matched to replies by seq
 //   (16-bit, unwrapped so long runs keep counting).
 // - UDP echo, keyed by (client addr:port, guest addr:port 7): a datagram to the echo port is
-//   a request, the datagram back from it the reply, matched by the sequence number in the
-//   first 8 payload bytes (big endian; bytes 8-16 carry the send time in µs).
+//   a request, the datagram back from it the reply, matched by the sequence number of the
+//   seq+time payload (lib/seq-payload.ts).
 // - Any other UDP datagram with a 16-byte payload is a one-way sequenced stream (for
 //   example guest->client), judged by gaps in the sequence numbers it delivered.
 //
@@ -20,26 +21,47 @@
 //   last packet: the capture stopped before the answer could arrive; not switchover loss.
 // - lost = unanswered and not in flight. One-way streams: a seq missing between the lowest
 //   and highest seq seen (loss after the last delivered datagram is invisible there).
+// - not on the wire = a request-reply flow's seq missing from its request stream between the
+//   first and the last request, unanswered too: the sender could not send it (ping logs such a
+//   seq as unanswered while the host address moves, issue 15). It counts in `sent` and `lost`
+//   only where the sender's own log (AnalyzeOptions.senderLogs) says it was sent; otherwise it
+//   is only in notOnWireSeqs. The outage window covers it either way.
 // - outage window = each affected packet spans from its send time to its reply (delayed)
-//   or to its successor's send time (lost); spans closer than max(5 ms, 2 x the send
-//   interval) join into one window, and the outage is the longest window: the switchover,
-//   not a stray late reply a second away.
-//   One-way streams place a lost seq by interpolating the arrivals of its neighbours.
+//   or to its successor's send time (lost, not on the wire); spans closer than max(5 ms, 2 x
+//   the send interval) join into one window, and the outage is the longest window: the
+//   switchover, not a stray late reply a second away.
+//   Lost one-way seqs and holes are placed by interpolating the times of their neighbours.
 // - with `guestMac`, announces and MAC flapping count only frames whose source is the guest
 //   MAC: on a TAP captured both ways (runner.ts), the VM's own frames.
 // - reordered = a first arrival whose seq is below the highest seq already delivered;
 //   duplicates = extra copies of an already delivered reply.
 // - maxGapMs = the largest gap between consecutive replies (arrivals) of the flow.
-// - `tcpdump -i any` (Linux SLL2) sees a forwarded packet once per interface it crosses; a
-//   flow counts only the interface it was first seen on (the others: `otherInterfaceCopies`).
+//
+// Capture points: a classic pcap is one, a pcapng one per interface (named by its if_name),
+// and a Linux SLL2 capture (`tcpdump -i any`) one per ifindex. Each point keeps its own per-seq
+// view of each flow; a flow seen at one point is judged there, as a single capture. A flow seen
+// at several points is judged as one account, each packet counted once:
+// - a request was sent when it was first seen anywhere;
+// - a reply (a one-way datagram) arrived when seen at a point nearest the receiver: a point
+//   whose arrivals no other point mostly sees again later. For a client's ping that is the
+//   client veth; tap0 and tap1, which share no replies, both are when the client is not among
+//   the points;
+// - every other sighting is a copy (`otherInterfaceCopies`);
+// - each lost seq is placed where it was last seen (`lastSeen`, loss-causes.ts).
+//
+// Memory grows with the flows and the span of their seqs, never with the file: per-seq state
+// lives in typed arrays, bounded in total (MAX_TABLE_SLOTS) and in flows (MAX_FLOWS).
 //
 // Times are ms relative to `t0Micros` (the harness passes the `migrate` command time, so
-// the marks line up with the QMP timeline); by default the capture's first packet.
-import { basename } from 'node:path';
+// the marks line up with the QMP timeline); by default the captures' first packet.
+import { readdir } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
 import type { AnnounceFrame, FlowResult } from '../scenario/types.js';
-import {
-  ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_RARP, formatMac, readPcap, type PcapFileInfo, type PcapPacket,
-} from './pcap-reader.js';
+import type { CaptureInterface, PcapFileInfo, PcapPacket } from './capture-file.js';
+import { readPcap } from './pcap-reader.js';
+import { lastSeenOf, type LastSeen, type PointSightings } from './loss-causes.js';
+import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_RARP, formatMac, intToIp, isMac, parseMac } from '../../lib/net-addr.js';
+import { readSeq, readSeqPayload, SEQ_PAYLOAD_BYTES } from '../../lib/seq-payload.js';
 import { median } from '../../lib/stats.js';
 
 export interface AnalyzeOptions {
@@ -52,7 +74,8 @@ export interface AnalyzeOptions {
   /** Added latency above max(delayMinMs, delayFactor x baseline) is "delayed" (5 ms, 5). */
   delayMinMs?: number;
   delayFactor?: number;
-  /** Name of the capture point in announce frames (default the file's basename). */
+  /** Name of the analysis, and of the capture point of a one-interface file (analyzePcap);
+   * default the pcapng if_name, else the file's name without its extension. */
   iface?: string;
   /** The guest's MAC: frames from it before `handoverMicros` mean MAC flapping, and only
    * frames from it are announces. Only set it for a capture on the destination TAP. */
@@ -69,6 +92,28 @@ export interface AnalyzeOptions {
   /** Keep, per flow, when each seq was seen (PcapAnalysis.seen), for loss attribution
    * across capture points (loss-causes.ts). */
   seqEvidence?: boolean;
+  /** What the senders say they sent: holes in a request stream they cover are lost (see the header). */
+  senderLogs?: SenderLog[];
+}
+
+/** A sender's own record of the seqs it sent (sender-log.ts reads ping's and the generator's). */
+export interface SenderLog {
+  kind: 'ping' | 'udp';
+  /** The flow's destination address (and UDP port) as the sender names it; absent: any. */
+  to?: string;
+  port?: number;
+  /** It sent every seq from firstSeq to lastSeq. */
+  firstSeq: number;
+  lastSeq: number;
+  /** What the log is, for the report ("ping -D -O output"). */
+  source: string;
+}
+
+/** One capture file given to analyzeCaptures. */
+export interface CaptureFile {
+  path: string;
+  /** Name of its capture point when it has one interface (default: pcapng if_name, else the file's stem). */
+  name?: string;
 }
 
 /** What one capture point saw of a flow, per seq: ms relative to t0 of the first sighting. */
@@ -93,14 +138,49 @@ export interface PcapFlow extends FlowResult {
   orphanReplies: number;
   /** Requests seen more than once with the same seq. */
   duplicateRequests: number;
-  /** SLL2 captures: copies of the flow's packets seen on other interfaces, not counted. */
+  /** Copies of the flow's packets seen at other capture points (or SLL2 interfaces), not counted. */
   otherInterfaceCopies: number;
+  /** Seqs missing from the request stream, asked and answered nowhere (see the file header). */
+  notOnWire: number;
+  notOnWireSeqs: number[];
+  /** The sender log that says they were sent: then they are in `sent` and `lost` too. */
+  sentConfirmedBy?: string;
+  /** With several capture points: the lost seqs by the last point that saw them. */
+  lastSeen?: LastSeen[];
 }
 
 export interface FlappingFrame { t: number; mac: string }
 
-export interface PcapAnalysis {
+/** One capture point: an interface of a file (an SLL2 file: one per ifindex). */
+export interface CapturePoint {
+  name: string;
   file: string;
+  /** The pcapng if_name of its interface. */
+  ifName?: string;
+  /** Linux SLL2: the interface index of its packets. */
+  ifindex?: number;
+  linkType: number;
+  packets: number;
+  /** Its first and last packet, ms relative to t0. */
+  startMs: number;
+  endMs: number;
+}
+
+/** One file as read: its format and interfaces (with packets skipped on undecoded ones). */
+export interface CaptureFileSummary {
+  file: string;
+  format: PcapFileInfo['format'];
+  linkType: number;
+  packets: number;
+  truncated: boolean;
+  trailing?: PcapFileInfo['trailing'];
+  interfaces: CaptureInterface[];
+}
+
+export interface PcapAnalysis {
+  /** The file, or the files joined by ", ". */
+  file: string;
+  /** The analysis's name: `iface`, else its capture points' names joined by ",". */
   iface: string;
   linkType: number;
   packets: number;
@@ -119,8 +199,18 @@ export interface PcapAnalysis {
   /** UDP flows ignored because their payload did not look sequenced (huge seq jumps, or a
    * one-way flow of fewer than minStreamDatagrams datagrams). */
   unsequencedUdpFlows: number;
-  /** With `seqEvidence`: per flow name, what this capture saw of each seq. */
+  files: CaptureFileSummary[];
+  points: CapturePoint[];
+  /** With `seqEvidence`: per flow name, what the captures saw of each seq. */
   seen?: Map<string, SeqEvidence>;
+}
+
+/** The capture is too big or too strange to account for in bounded memory. */
+export class AnalysisLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AnalysisLimitError';
+  }
 }
 
 const DEFAULTS = {
@@ -129,15 +219,28 @@ const DEFAULTS = {
 };
 /** A seq further than this from a flow's range means the payload is not our sequence. */
 const MAX_SEQ_SPAN = 1 << 22;
+/** Per-seq slots of all flows and points together (18 bytes each): 600 MB at most. */
+const MAX_TABLE_SLOTS = 1 << 25;
+const MAX_FLOWS = 100_000;
+const FILTER_HINT = "keep only the switchover's traffic first, e.g. `tcpdump -r IN -w OUT 'icmp or udp'`";
 const PROTO_ICMP = 1;
 const PROTO_UDP = 17;
+const UDP_HEADER = 8;
+
+interface TableData {
+  base: number;
+  cap: number;
+  reqT: Float64Array;
+  repT: Float64Array;
+  repCount: Uint16Array;
+}
 
 /**
- * Per-seq state of one flow in typed arrays indexed by seq - base: no object per packet.
- * reqT: request send time (µs), or for one-way streams the sender's timestamp; repT: the
- * first reply (arrival) time; repCount: replies (arrivals) seen.
+ * Per-seq state of one flow at one capture point in typed arrays indexed by seq - base: no
+ * object per packet. reqT: request time (µs), or for one-way streams the sender's timestamp;
+ * repT: the first reply (arrival) time; repCount: replies (arrivals) seen.
  */
-class SeqTable {
+class SeqTable implements TableData {
   base = 0;
   cap = 0;
   reqT = new Float64Array(0);
@@ -146,11 +249,13 @@ class SeqTable {
   minSeq = Infinity;
   maxSeq = -Infinity;
 
+  constructor(private readonly budget: { slots: number }) {}
+
   /** Slot index of `seq`, growing the arrays; -1 when seq is absurdly far from the range. */
   slot(seq: number): number {
     if (this.cap === 0) {
-      this.base = seq - 64;
-      this.resize(0, 1024);
+      this.base = seq - 4;
+      this.resize(0, 16);
     }
     if (seq < this.minSeq) {
       if (this.maxSeq - seq > MAX_SEQ_SPAN) return -1;
@@ -174,7 +279,19 @@ class SeqTable {
     return idx;
   }
 
+  release(): void {
+    this.budget.slots -= this.cap;
+    this.cap = 0;
+    this.reqT = new Float64Array(0);
+    this.repT = new Float64Array(0);
+    this.repCount = new Uint16Array(0);
+  }
+
   private resize(shift: number, cap: number): void {
+    this.budget.slots += cap - this.cap;
+    if (this.budget.slots > MAX_TABLE_SLOTS) {
+      throw new AnalysisLimitError(`the capture's flows span more than ${MAX_TABLE_SLOTS} sequence numbers together; ${FILTER_HINT}`);
+    }
     const reqT = new Float64Array(cap).fill(NaN);
     const repT = new Float64Array(cap).fill(NaN);
     const repCount = new Uint16Array(cap);
@@ -188,8 +305,21 @@ class SeqTable {
   }
 }
 
-class FlowState {
-  readonly table = new SeqTable();
+/** What finishFlow judges: one point's view of a flow, or the merged account of several. */
+interface FlowView {
+  table: TableData;
+  duplicates: number;
+  reordered: number;
+  duplicateRequests: number;
+  maxGapMicros: number;
+  arrivals: number;
+  /** Merged views: a reply was seen at some point (final or not) for the slot. */
+  replySeen?: Uint8Array;
+}
+
+/** One flow as one capture point saw it. */
+class PointFlow implements FlowView {
+  readonly table: SeqTable;
   lastSeq = NaN;            // last unwrapped ICMP seq, the reference for unwrapping
   maxDelivered = -Infinity;
   lastArrival = NaN;
@@ -197,24 +327,22 @@ class FlowState {
   duplicates = 0;
   reordered = 0;
   duplicateRequests = 0;
-  invalid = false;
   arrivals = 0;
-  ifindex = -1;
-  otherInterfaceCopies = 0;
-  constructor(readonly kind: 'ping' | 'udp', readonly mode: 'request-reply' | 'one-way', readonly name: string,
-    readonly sender: string) {}
+  /** Distinct requests seen here. */
+  requests = 0;
 
-  /** False for an SLL2 copy of this flow's packet seen on a second interface. */
-  onItsInterface(ifindex: number): boolean {
-    if (ifindex < 0 || this.ifindex === ifindex) return true;
-    if (this.ifindex < 0) { this.ifindex = ifindex; return true; }
-    this.otherInterfaceCopies++;
-    return false;
+  constructor(readonly flow: Flow, budget: { slots: number }) {
+    this.table = new SeqTable(budget);
   }
 
-  /** Unwrap a 16-bit ICMP seq to the value nearest the previous one. */
+  /** Unwrap a 16-bit ICMP seq to the value nearest the previous one; a point's first seq is
+   * placed nearest the flow's first seq at any point, so all points count alike. */
   unwrap16(seq: number): number {
-    if (Number.isNaN(this.lastSeq)) return (this.lastSeq = seq);
+    if (Number.isNaN(this.lastSeq)) {
+      const anchor = this.flow.anchor;
+      if (Number.isNaN(anchor)) return (this.flow.anchor = this.lastSeq = seq);
+      return (this.lastSeq = anchor + ((((seq - (anchor & 0xffff)) + 0x8000) & 0xffff) - 0x8000));
+    }
     const delta = ((seq - (this.lastSeq & 0xffff) + 0x8000) & 0xffff) - 0x8000;
     const ext = this.lastSeq + delta;
     if (ext > this.lastSeq) this.lastSeq = ext;
@@ -223,8 +351,8 @@ class FlowState {
 
   request(seq: number, tMicros: number): void {
     const i = this.table.slot(seq);
-    if (i < 0) { this.invalid = true; return; }
-    if (Number.isNaN(this.table.reqT[i]!)) this.table.reqT[i] = tMicros;
+    if (i < 0) { this.flow.invalidate(); return; }
+    if (Number.isNaN(this.table.reqT[i]!)) { this.table.reqT[i] = tMicros; this.requests++; }
     else this.duplicateRequests++;
   }
 
@@ -232,13 +360,13 @@ class FlowState {
   arrival(seq: number, tMicros: number, senderMicros: number): void {
     const t = this.table;
     const i = t.slot(seq);
-    if (i < 0) { this.invalid = true; return; }
+    if (i < 0) { this.flow.invalidate(); return; }
     const n = t.repCount[i]!;
     if (n < 0xffff) t.repCount[i] = n + 1;
     if (n > 0) { this.duplicates++; return; }
     this.arrivals++;
     t.repT[i] = tMicros;
-    if (this.mode === 'one-way') t.reqT[i] = senderMicros;
+    if (this.flow.mode === 'one-way') t.reqT[i] = senderMicros;
     if (seq < this.maxDelivered) this.reordered++;
     else this.maxDelivered = seq;
     if (!Number.isNaN(this.lastArrival) && tMicros - this.lastArrival > this.maxGapMicros) {
@@ -248,47 +376,114 @@ class FlowState {
   }
 }
 
-const ipStr = (v: number): string => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+class Flow {
+  /** Per capture point id. */
+  readonly points: Array<PointFlow | undefined> = [];
+  /** The first unwrapped ICMP seq at any point. */
+  anchor = NaN;
+  invalid = false;
+
+  constructor(
+    readonly kind: 'ping' | 'udp', readonly mode: 'request-reply' | 'one-way', readonly name: string,
+    readonly sender: string, readonly responder: string, readonly responderPort: number, private readonly budget: { slots: number },
+  ) {}
+
+  at(point: number): PointFlow {
+    return (this.points[point] ??= new PointFlow(this, this.budget));
+  }
+
+  /** Not a sequence of ours after all: stop tracking it and give its memory back. */
+  invalidate(): void {
+    this.invalid = true;
+    for (const p of this.points) p?.table.release();
+  }
+}
+
+/**
+ * Flows by two numbers, remembering the last one found: a request and its reply share the
+ * keys, so most packets hit it without a Map lookup.
+ */
+class FlowIndex {
+  private readonly map = new Map<number, Map<number, Flow>>();
+  private lastOuter = NaN;
+  private lastInner = NaN;
+  private last: Flow | undefined;
+
+  get(outer: number, inner: number): Flow | undefined {
+    if (outer === this.lastOuter && inner === this.lastInner) return this.last;
+    const f = this.map.get(outer)?.get(inner);
+    if (f) { this.lastOuter = outer; this.lastInner = inner; this.last = f; }
+    return f;
+  }
+
+  set(outer: number, inner: number, f: Flow): void {
+    let m = this.map.get(outer);
+    if (!m) this.map.set(outer, (m = new Map()));
+    m.set(inner, f);
+  }
+}
+
+interface PointState {
+  file: number;
+  iface: number;
+  ifindex: number;
+  packets: number;
+  firstTs: number;
+  lastTs: number;
+  name: string;
+}
 
 /** Parse "52:54:00:12:34:56" into the two numbers the per-packet compare uses. */
 function macKey(mac: string): [number, number] {
-  const parts = mac.split(/[:-]/).map((h) => parseInt(h, 16));
-  if (parts.length !== 6 || parts.some((v) => !(v >= 0 && v <= 255))) {
-    throw new Error(`guestMac "${mac}" is not a MAC address like 52:54:00:12:34:56`);
-  }
-  const b = Buffer.from(parts);
+  if (!isMac(mac)) throw new Error(`guestMac "${mac}" is not a MAC address like 52:54:00:12:34:56`);
+  const b = parseMac(mac);
   return [b.readUInt32BE(0), b.readUInt16BE(4)];
 }
 
-/** Analyse one pcap file (streamed; memory grows with the number of flows and seqs). */
-export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Promise<PcapAnalysis> {
+/** Analyse one capture file, pcap or pcapng (streamed; memory grows with the flows, not the file). */
+export function analyzePcap(file: string, opts: AnalyzeOptions = {}): Promise<PcapAnalysis> {
+  return analyzeCaptures([{ path: file, ...(opts.iface !== undefined ? { name: opts.iface } : {}) }], opts);
+}
+
+/** The capture files of a folder (a run's trace folder): every *.pcap and *.pcapng, by name. */
+export async function captureFilesIn(dir: string): Promise<CaptureFile[]> {
+  const names = (await readdir(dir)).filter((n) => /\.(pcap|pcapng)$/i.test(n)).sort();
+  if (!names.length) throw new Error(`${dir} holds no *.pcap or *.pcapng file; give capture files, or a folder of them`);
+  return names.map((n) => ({ path: join(dir, n) }));
+}
+
+/** Analyse several capture points of one run together: one account of each packet (file header). */
+export async function analyzeCaptures(files: readonly CaptureFile[], opts: AnalyzeOptions = {}): Promise<PcapAnalysis> {
+  if (!files.length) throw new Error('analyzeCaptures: no capture files given');
   const o = { ...DEFAULTS, ...stripUndefined(opts) };
   const echoPort = o.echoPort;
   const udpPorts = opts.udpPorts ? new Set(opts.udpPorts) : null;
   const guest = opts.guestMac ? macKey(opts.guestMac) : null;
   const handover = opts.handoverMicros ?? Infinity;
-  const iface = opts.iface ?? basename(file);
+  const budget = { slots: 0 };
 
   // Flow lookup by numbers, not strings: outer key (responder ip, port or 0), inner key
   // (requester ip, id or port). A per-packet template string would dominate the cost.
-  const icmpFlows = new Map<number, Map<number, FlowState>>();
-  const udpFlows = new Map<number, Map<number, FlowState>>();
-  const lookup = (
-    root: Map<number, Map<number, FlowState>>, outer: number, inner: number, make: () => FlowState,
-  ): FlowState => {
-    let m = root.get(outer);
-    if (!m) root.set(outer, (m = new Map()));
-    let f = m.get(inner);
-    if (!f) m.set(inner, (f = make()));
+  const icmpFlows = new FlowIndex();
+  const udpFlows = new FlowIndex();
+  const order: Flow[] = [];
+  const find = (root: FlowIndex, outer: number, inner: number): Flow | undefined => root.get(outer, inner);
+  const add = (
+    root: FlowIndex, outer: number, inner: number,
+    kind: 'ping' | 'udp', mode: 'request-reply' | 'one-way', name: string, sender: number, responder: number, port: number,
+  ): Flow => {
+    if (order.length >= MAX_FLOWS) throw new AnalysisLimitError(`more than ${MAX_FLOWS} ICMP echo and UDP flows; ${FILTER_HINT}`);
+    const f = new Flow(kind, mode, name, intToIp(sender), intToIp(responder), port, budget);
+    root.set(outer, inner, f);
+    order.push(f);
     return f;
   };
-  const order: FlowState[] = [];
-  const made = (f: FlowState): FlowState => { order.push(f); return f; };
-  const rawAnnounces: Array<{ tMicros: number; kind: 'rarp' | 'garp'; mac: string }> = [];
+  const points: PointState[] = [];
+  const rawAnnounces: Array<{ tMicros: number; kind: 'rarp' | 'garp'; mac: string; point: number }> = [];
   const flapping: Array<{ tMicros: number; mac: string }> = [];
   let flappingCount = 0;
 
-  const onPacket = (p: PcapPacket): void => {
+  const onPacket = (p: PcapPacket, pid: number): void => {
     const b = p.buf;
     const end = p.offset + p.capLen;
     const fromGuest = guest !== null && p.srcMacOffset >= 0
@@ -314,31 +509,33 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
         // Requester is the source of a request (8) and the destination of a reply (0).
         const requester = type === 8 ? src : dst;
         const responder = type === 8 ? dst : src;
-        const f = lookup(icmpFlows, responder, requester * 65536 + id,
-          () => made(new FlowState('ping', 'request-reply', `icmp ${ipStr(requester)}>${ipStr(responder)} id=${id}`, ipStr(requester))));
-        if (!f.onItsInterface(p.ifindex)) return;
-        const seq = f.unwrap16(seq16);
-        if (type === 8) f.request(seq, p.tsMicros);
-        else f.arrival(seq, p.tsMicros, NaN);
+        const key = requester * 65536 + id;
+        const f = find(icmpFlows, responder, key)
+          ?? add(icmpFlows, responder, key, 'ping', 'request-reply', `icmp ${intToIp(requester)}>${intToIp(responder)} id=${id}`, requester, responder, 0);
+        if (f.invalid) return;
+        const at = f.at(pid);
+        const seq = at.unwrap16(seq16);
+        if (type === 8) at.request(seq, p.tsMicros);
+        else at.arrival(seq, p.tsMicros, NaN);
       } else if (proto === PROTO_UDP) {
-        if (l4 + 24 > end || b.readUInt16BE(l4 + 4) < 24) return;
+        if (l4 + UDP_HEADER + SEQ_PAYLOAD_BYTES > end || b.readUInt16BE(l4 + 4) < UDP_HEADER + SEQ_PAYLOAD_BYTES) return;
         const sport = b.readUInt16BE(l4);
         const dport = b.readUInt16BE(l4 + 2);
         if (udpPorts && !udpPorts.has(sport) && !udpPorts.has(dport)) return;
-        const seq = b.readUInt32BE(l4 + 8) * 4294967296 + b.readUInt32BE(l4 + 12);
         if (dport === echoPort && sport !== echoPort) {
-          const f = lookup(udpFlows, dst * 65536 + dport, src * 65536 + sport,
-            () => made(new FlowState('udp', 'request-reply', `udp ${ipStr(src)}:${sport}>${ipStr(dst)}:${dport} echo`, ipStr(src))));
-          if (f.onItsInterface(p.ifindex)) f.request(seq, p.tsMicros);
+          const f = find(udpFlows, dst * 65536 + dport, src * 65536 + sport)
+            ?? add(udpFlows, dst * 65536 + dport, src * 65536 + sport, 'udp', 'request-reply', `udp ${intToIp(src)}:${sport}>${intToIp(dst)}:${dport} echo`, src, dst, dport);
+          if (!f.invalid) f.at(pid).request(readSeq(b, l4 + UDP_HEADER), p.tsMicros);
         } else if (sport === echoPort && dport !== echoPort) {
-          const f = lookup(udpFlows, src * 65536 + sport, dst * 65536 + dport,
-            () => made(new FlowState('udp', 'request-reply', `udp ${ipStr(dst)}:${dport}>${ipStr(src)}:${sport} echo`, ipStr(dst))));
-          if (f.onItsInterface(p.ifindex)) f.arrival(seq, p.tsMicros, NaN);
+          const f = find(udpFlows, src * 65536 + sport, dst * 65536 + dport)
+            ?? add(udpFlows, src * 65536 + sport, dst * 65536 + dport, 'udp', 'request-reply', `udp ${intToIp(dst)}:${dport}>${intToIp(src)}:${sport} echo`, dst, src, sport);
+          if (!f.invalid) f.at(pid).arrival(readSeq(b, l4 + UDP_HEADER), p.tsMicros, NaN);
         } else {
-          const sent = b.readUInt32BE(l4 + 16) * 4294967296 + b.readUInt32BE(l4 + 20);
-          const f = lookup(udpFlows, dst * 65536 + dport, src * 65536 + sport,
-            () => made(new FlowState('udp', 'one-way', `udp ${ipStr(src)}:${sport}>${ipStr(dst)}:${dport}`, ipStr(src))));
-          if (f.onItsInterface(p.ifindex)) f.arrival(seq, p.tsMicros, sent);
+          const f = find(udpFlows, dst * 65536 + dport, src * 65536 + sport)
+            ?? add(udpFlows, dst * 65536 + dport, src * 65536 + sport, 'udp', 'one-way', `udp ${intToIp(src)}:${sport}>${intToIp(dst)}:${dport}`, src, dst, dport);
+          if (f.invalid) return;
+          const { seq, timeUs } = readSeqPayload(b, l4 + UDP_HEADER);
+          f.at(pid).arrival(seq, p.tsMicros, timeUs);
         }
       }
     } else if ((et === ETHERTYPE_RARP || et === ETHERTYPE_ARP) && (guest === null || fromGuest)) {
@@ -346,47 +543,236 @@ export async function analyzePcap(file: string, opts: AnalyzeOptions = {}): Prom
       if (o4 + 28 > end || b[o4 + 4] !== 6) return;
       if (et === ETHERTYPE_RARP) {
         // QEMU's announce: qemu/net/announce.c announce_self_create(), RARP op 3, sha = guest MAC.
-        rawAnnounces.push({ tMicros: p.tsMicros, kind: 'rarp', mac: formatMac(b, o4 + 8) });
+        rawAnnounces.push({ tMicros: p.tsMicros, kind: 'rarp', mac: formatMac(b, o4 + 8), point: pid });
       } else if (b[o4 + 5] === 4 && b.readUInt32BE(o4 + 14) === b.readUInt32BE(o4 + 24)) {
-        rawAnnounces.push({ tMicros: p.tsMicros, kind: 'garp', mac: formatMac(b, o4 + 8) });
+        rawAnnounces.push({ tMicros: p.tsMicros, kind: 'garp', mac: formatMac(b, o4 + 8), point: pid });
       }
     }
   };
 
-  const info = await readPcap(file, onPacket);
-  const t0 = opts.t0Micros ?? info.firstTsMicros;
+  const infos: PcapFileInfo[] = [];
+  for (let fi = 0; fi < files.length; fi++) {
+    // Capture point of a packet: its interface, and for SLL2 its ifindex too.
+    const byIface: number[] = [];
+    const byIfindex = new Map<number, number>();
+    const newPoint = (iface: number, ifindex: number): number => {
+      points.push({ file: fi, iface, ifindex, packets: 0, firstTs: Infinity, lastTs: -Infinity, name: '' });
+      return points.length - 1;
+    };
+    infos.push(await readPcap(files[fi]!.path, (p) => {
+      let pid: number | undefined;
+      if (p.ifindex < 0) pid = byIface[p.iface] ??= newPoint(p.iface, -1);
+      else {
+        const key = p.iface * 0x1_0000_0000 + p.ifindex;
+        pid = byIfindex.get(key);
+        if (pid === undefined) byIfindex.set(key, (pid = newPoint(p.iface, p.ifindex)));
+      }
+      // Earliest and latest, not first and last: a pcapng of several interfaces is not in time order.
+      const pt = points[pid]!;
+      if (pt.packets++ === 0 || p.tsMicros < pt.firstTs) pt.firstTs = p.tsMicros;
+      if (p.tsMicros > pt.lastTs) pt.lastTs = p.tsMicros;
+      onPacket(p, pid);
+    }));
+  }
+  // Listed by file, then interface: the order the files were given, not the first packet's.
+  const listed = [...points].sort((a, b) => a.file - b.file || a.iface - b.iface || a.ifindex - b.ifindex);
+  namePoints(listed, files, infos);
+
+  const firstTs = points.length ? Math.min(...points.map((p) => p.firstTs)) : 0;
+  const lastTs = points.length ? Math.max(...points.map((p) => p.lastTs)) : 0;
+  /** Per file, its latest packet: where a capture stopped, for what is still in flight. */
+  const fileEnd = files.map((_, fi) => Math.max(...points.filter((p) => p.file === fi).map((p) => p.lastTs)));
+  const t0 = opts.t0Micros ?? firstTs;
   const ms = (micros: number): number => round3((micros - t0) / 1000);
-  const endMicros = info.lastTsMicros;
-  for (const f of order) if (f.mode === 'one-way' && f.arrivals < o.minStreamDatagrams) f.invalid = true;
-  const valid = order.filter((f) => !f.invalid);
-  const flows = valid.map((f) => finishFlow(f, { ...o, t0, endMicros }));
+  const logs = opts.senderLogs ?? [];
+
+  const flows: PcapFlow[] = [];
+  const seen = new Map<string, SeqEvidence>();
+  const rank = new Map(listed.map((p, i) => [p, i]));
+  let unsequenced = 0;
+  for (const f of order) {
+    if (f.invalid) { unsequenced++; continue; }
+    const pids = f.points.flatMap((p, pid) => (p ? [pid] : [])).sort((a, b) => rank.get(points[a]!)! - rank.get(points[b]!)!);
+    const merged = pids.length === 1 ? { view: f.points[pids[0]!]!, finals: pids, copies: 0 } : mergePoints(f, pids);
+    if (!merged || (f.mode === 'one-way' && merged.view.arrivals < o.minStreamDatagrams)) { unsequenced++; continue; }
+    const endMicros = Math.max(...merged.finals.map((pid) => fileEnd[points[pid]!.file]!));
+    const log = f.mode === 'request-reply'
+      ? logs.find((l) => l.kind === f.kind && (l.to === undefined || l.to === f.responder) && (l.port === undefined || l.port === f.responderPort))
+      : undefined;
+    const result = finishFlow(f, merged.view, { ...o, t0, endMicros, log });
+    result.otherInterfaceCopies = merged.copies;
+    if (points.length > 1) result.lastSeen = lastSeenOf(pids.map((pid) => sightingsAt(f, pid, points[pid]!.name, ms)), result.lostSeqs);
+    flows.push(result);
+    if (opts.seqEvidence) seen.set(f.name, evidenceOf(merged.view, f.mode, ms));
+  }
+
+  const first = infos[0]!;
   return {
-    file,
-    iface,
-    linkType: info.linkType,
-    packets: info.packets,
-    truncated: info.truncated,
-    ...(info.trailing ? { trailing: info.trailing } : {}),
+    file: files.map((f) => f.path).join(', '),
+    iface: opts.iface ?? (listed.length ? listed.map((p) => p.name).join(',') : stemOf(files[0]!.path)),
+    linkType: first.linkType,
+    packets: infos.reduce((n, i) => n + i.packets, 0),
+    truncated: infos.some((i) => i.truncated),
+    ...(infos.find((i) => i.trailing) ? { trailing: infos.find((i) => i.trailing)!.trailing } : {}),
     t0Micros: t0,
-    startMs: info.packets ? ms(info.firstTsMicros) : 0,
-    endMs: info.packets ? ms(info.lastTsMicros) : 0,
+    startMs: points.length ? ms(firstTs) : 0,
+    endMs: points.length ? ms(lastTs) : 0,
     flows,
-    announces: rawAnnounces.map((a) => ({ t: ms(a.tMicros), kind: a.kind, iface, mac: a.mac })),
+    announces: rawAnnounces.map((a) => ({ t: ms(a.tMicros), kind: a.kind, iface: points[a.point]!.name, mac: a.mac })).sort((x, y) => x.t - y.t),
     macFlapping: flappingCount > 0,
-    flappingFrames: flapping.map((f) => ({ t: ms(f.tMicros), mac: f.mac })),
-    unsequencedUdpFlows: order.filter((f) => f.invalid).length,
-    ...(opts.seqEvidence ? { seen: new Map(valid.map((f) => [f.name, evidenceOf(f, ms)])) } : {}),
+    flappingFrames: flapping.sort((x, y) => x.tMicros - y.tMicros).map((f) => ({ t: ms(f.tMicros), mac: f.mac })),
+    unsequencedUdpFlows: unsequenced,
+    files: infos.map((i, fi) => ({
+      file: files[fi]!.path, format: i.format, linkType: i.linkType, packets: i.packets, truncated: i.truncated,
+      ...(i.trailing ? { trailing: i.trailing } : {}), interfaces: i.interfaces,
+    })),
+    points: listed.map((p) => {
+      const iface = infos[p.file]!.interfaces[p.iface];
+      return {
+        name: p.name, file: files[p.file]!.path, ...(iface?.name !== undefined ? { ifName: iface.name } : {}),
+        ...(p.ifindex >= 0 ? { ifindex: p.ifindex } : {}), linkType: iface?.linkType ?? first.linkType,
+        packets: p.packets, startMs: ms(p.firstTs), endMs: ms(p.lastTs),
+      };
+    }),
+    ...(opts.seqEvidence ? { seen } : {}),
   };
 }
 
-function evidenceOf(f: FlowState, ms: (micros: number) => number): SeqEvidence {
-  const t = f.table;
+const stemOf = (path: string): string => basename(path, extname(path));
+
+/**
+ * Names of the capture points: the name given for a one-interface file, else the pcapng
+ * if_name, else the file's stem (with #N for the Nth unnamed interface); an SLL2 capture's
+ * interfaces add @ifN. Names that still collide are prefixed with the file's stem.
+ */
+function namePoints(points: PointState[], files: readonly CaptureFile[], infos: readonly PcapFileInfo[]): void {
+  for (const p of points) {
+    const described = infos[p.file]!.interfaces;
+    const given = files[p.file]!.name;
+    const own = described[p.iface]?.name;
+    let name = described.length <= 1 && given !== undefined ? given
+      : own ?? `${given ?? stemOf(files[p.file]!.path)}${described.length > 1 ? `#${p.iface}` : ''}`;
+    if (p.ifindex >= 0 && points.some((q) => q !== p && q.file === p.file && q.iface === p.iface)) name += `@if${p.ifindex}`;
+    p.name = name;
+  }
+  const counts = new Map<string, number>();
+  for (const p of points) counts.set(p.name, (counts.get(p.name) ?? 0) + 1);
+  for (const p of points) if (counts.get(p.name)! > 1) p.name = `${stemOf(files[p.file]!.path)}:${p.name}`;
+  const taken = new Set<string>();
+  for (const p of points) {
+    let name = p.name;
+    for (let k = 2; taken.has(name); k++) name = `${p.name}#${k}`;
+    taken.add((p.name = name));
+  }
+}
+
+/** One point's sightings of a flow's seqs, as loss-causes.ts reads them (ms relative to t0). */
+function sightingsAt(f: Flow, pid: number, name: string, ms: (micros: number) => number): PointSightings {
+  const t = f.points[pid]!.table;
+  const oneWay = f.mode === 'one-way';
+  const slot = (seq: number): number => (seq - t.base >= 0 && seq - t.base < t.cap ? seq - t.base : -1);
+  return {
+    point: name,
+    request: (seq) => {
+      const i = slot(seq);
+      if (i < 0) return undefined;
+      if (oneWay) return t.repCount[i]! > 0 ? ms(t.repT[i]!) : undefined;
+      return Number.isNaN(t.reqT[i]!) ? undefined : ms(t.reqT[i]!);
+    },
+    reply: (seq) => {
+      const i = slot(seq);
+      return oneWay || i < 0 || t.repCount[i] === 0 ? undefined : ms(t.repT[i]!);
+    },
+  };
+}
+
+/** Shared seqs sampled to compare two points: enough for a median, bounded in cost. */
+const ORDER_SAMPLES = 4096;
+
+/**
+ * Whether point `b` sees `a`'s arrivals again later, for most of them: then `b` is nearer the
+ * receiver and `a` is not where arrivals are judged.
+ */
+function seesLater(a: PointFlow, b: PointFlow): boolean {
+  const ta = a.table, tb = b.table;
+  const lo = Math.max(ta.minSeq, tb.minSeq), hi = Math.min(ta.maxSeq, tb.maxSeq);
+  if (!(hi >= lo) || a.arrivals === 0) return false;
+  const stride = Math.max(1, Math.floor((hi - lo + 1) / ORDER_SAMPLES));
+  const diffs: number[] = [];
+  let ofA = 0;
+  for (let seq = lo; seq <= hi; seq += stride) {
+    const i = seq - ta.base, j = seq - tb.base;
+    if (ta.repCount[i]! === 0) continue;
+    ofA++;
+    if (tb.repCount[j]! > 0) diffs.push(tb.repT[j]! - ta.repT[i]!);
+  }
+  return diffs.length * 2 > ofA && median(diffs) > 0;
+}
+
+/** The one account of a flow seen at several points (see the file header), or undefined
+ * when their seqs do not line up (not a sequence of ours). */
+function mergePoints(f: Flow, pids: number[]): { view: FlowView; finals: number[]; copies: number } | undefined {
+  const pts = pids.map((pid) => f.points[pid]!);
+  let lo = Infinity, hi = -Infinity;
+  for (const p of pts) {
+    lo = Math.min(lo, p.table.minSeq);
+    hi = Math.max(hi, p.table.maxSeq);
+  }
+  if (!(hi - lo <= MAX_SEQ_SPAN)) return undefined;
+  let final = pts.map((a, i) => !pts.some((b, j) => j !== i && seesLater(a, b)));
+  if (!final.some(Boolean)) final = pts.map(() => true); // a cycle: no point is downstream of all
+  const oneWay = f.mode === 'one-way';
+  const n = hi - lo + 1;
+  const reqT = new Float64Array(n).fill(NaN);
+  const repT = new Float64Array(n).fill(NaN);
+  const repCount = new Uint16Array(n);
+  const replySeen = new Uint8Array(n);
+  let duplicates = 0, duplicateRequests = 0, sightings = 0;
+  pts.forEach((p, j) => {
+    const t = p.table;
+    sightings += p.requests + p.arrivals;
+    duplicateRequests = Math.max(duplicateRequests, p.duplicateRequests);
+    if (final[j]) duplicates += p.duplicates;
+    for (let seq = t.minSeq; seq <= t.maxSeq; seq++) {
+      const i = seq - t.base, k = seq - lo;
+      const rq = t.reqT[i]!;
+      if (!Number.isNaN(rq) && (oneWay || !(reqT[k]! <= rq))) reqT[k] = rq;
+      if (t.repCount[i]! === 0) continue;
+      replySeen[k] = 1;
+      if (!final[j]) continue;
+      if (!(repT[k]! <= t.repT[i]!)) repT[k] = t.repT[i]!;
+      repCount[k] = Math.min(0xffff, repCount[k]! + t.repCount[i]!);
+    }
+  });
+  // Arrival order across points: reordering and gaps by time, not by file.
+  const answered: number[] = [];
+  let requests = 0;
+  for (let k = 0; k < n; k++) {
+    if (repCount[k]! > 0) answered.push(k);
+    if (!oneWay && !Number.isNaN(reqT[k]!)) requests++;
+  }
+  answered.sort((x, y) => repT[x]! - repT[y]! || x - y);
+  let reordered = 0, maxDelivered = -Infinity, maxGapMicros = 0;
+  answered.forEach((k, i) => {
+    if (k < maxDelivered) reordered++;
+    else maxDelivered = k;
+    if (i > 0) maxGapMicros = Math.max(maxGapMicros, repT[k]! - repT[answered[i - 1]!]!);
+  });
+  return {
+    view: { table: { base: lo, cap: n, reqT, repT, repCount }, duplicates, reordered, duplicateRequests, maxGapMicros, arrivals: answered.length, replySeen },
+    finals: pids.filter((_, j) => final[j]),
+    copies: sightings - requests - answered.length,
+  };
+}
+
+function evidenceOf(v: FlowView, mode: PcapFlow['mode'], ms: (micros: number) => number): SeqEvidence {
+  const t = v.table;
   const requestAt = new Map<number, number>();
   const replyAt = new Map<number, number>();
   for (let i = 0; i < t.cap; i++) {
     const seq = i + t.base;
     // A one-way stream's datagram is its arrival (reqT holds the sender's clock there).
-    if (f.mode === 'one-way') {
+    if (mode === 'one-way') {
       if (t.repCount[i]! > 0) requestAt.set(seq, ms(t.repT[i]!));
       continue;
     }
@@ -396,43 +782,55 @@ function evidenceOf(f: FlowState, ms: (micros: number) => number): SeqEvidence {
   return { requestAt, replyAt };
 }
 
-type FinishOptions = typeof DEFAULTS & { t0: number; endMicros: number };
+type FinishOptions = typeof DEFAULTS & { t0: number; endMicros: number; log: SenderLog | undefined };
 
-function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
-  const t = f.table;
+function finishFlow(f: Flow, v: FlowView, o: FinishOptions): PcapFlow {
+  const t = v.table;
   const oneWay = f.mode === 'one-way';
-  // The seqs this flow accounts for: requests seen, or for a stream lowest..highest arrival.
-  const seqs: number[] = [];
-  let orphanReplies = 0;
+  const seqOf = (i: number): number => i + t.base;
+  // The seqs this flow accounts for (slot indices): requests seen and the holes between them,
+  // or for a stream lowest..highest arrival.
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < t.cap; i++) {
-    if (oneWay) {
-      if (t.repCount[i]! > 0) { if (i < lo) lo = i; hi = i; }
-    } else if (!Number.isNaN(t.reqT[i]!)) seqs.push(i);
-    else if (t.repCount[i]! > 0) orphanReplies++;
+    if (oneWay ? t.repCount[i]! > 0 : !Number.isNaN(t.reqT[i]!)) { if (i < lo) lo = i; hi = i; }
   }
-  if (oneWay) for (let i = lo; i <= hi; i++) seqs.push(i);
+  const replied = (i: number): boolean => t.repCount[i]! > 0 || v.replySeen?.[i] === 1;
+  const seqs = new Int32Array(hi >= lo ? hi - lo + 1 : 0);
+  const hole = new Uint8Array(seqs.length);
+  let n = 0;
+  let orphanReplies = 0;
+  for (let i = 0; i < t.cap; i++) {
+    const inRange = i >= lo && i <= hi;
+    if (oneWay) { if (inRange) seqs[n++] = i; continue; }
+    if (!Number.isNaN(t.reqT[i]!)) seqs[n++] = i;
+    else if (replied(i)) orphanReplies++;
+    else if (inRange) { hole[n] = 1; seqs[n++] = i; }
+  }
+  const confirmed = (seq: number): boolean => o.log !== undefined && seq >= o.log.firstSeq && seq <= o.log.lastSeq;
+  let unconfirmedHoles = 0;
+  for (let k = 0; k < n; k++) if (hole[k] && !confirmed(seqOf(seqs[k]!))) unconfirmedHoles++;
 
   const answered = (i: number): boolean => t.repCount[i]! > 0;
   // One-way latency uses the sender's clock; trust it only when it agrees with the capture.
   const latency = (i: number): number => {
-    const v = (t.repT[i]! - t.reqT[i]!) / 1000;
-    return oneWay && !(Math.abs(v) < 60_000) ? NaN : v;
+    const l = (t.repT[i]! - t.reqT[i]!) / 1000;
+    return oneWay && !(Math.abs(l) < 60_000) ? NaN : l;
   };
   const samples: number[] = [];
-  for (const i of seqs) {
+  for (let k = 0; k < n; k++) {
+    const i = seqs[k]!;
     if (samples.length >= o.baselineSamples) break;
     if (answered(i) && !Number.isNaN(latency(i))) samples.push(latency(i));
   }
   const baseline = median(samples);
   const threshold = Math.max(o.delayMinMs, o.delayFactor * baseline);
 
-  // Time each seq stands for: its send time, or for a lost one-way seq the interpolation
-  // between the arrivals of its delivered neighbours.
-  const when = new Float64Array(seqs.length);
+  // Time each seq stands for: its send time, or for a lost one-way seq and a hole the
+  // interpolation between the times of its neighbours.
+  const when = new Float64Array(n);
   let prevKnown = -1;
-  for (let k = 0; k < seqs.length; k++) {
+  for (let k = 0; k < n; k++) {
     const i = seqs[k]!;
     const known = oneWay ? (answered(i) ? t.repT[i]! : NaN) : t.reqT[i]!;
     when[k] = known;
@@ -444,10 +842,12 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
     prevKnown = k;
   }
 
-  const marks = seqs.length <= o.maxPacketMarks ? [] as NonNullable<FlowResult['packets']> : undefined;
+  const sent = n - unconfirmedHoles;
+  const marks = sent <= o.maxPacketMarks ? [] as NonNullable<FlowResult['packets']> : undefined;
   const lostSeqs: number[] = [];
   const delayedSeqs: number[] = [];
   const inFlightSeqs: number[] = [];
+  const notOnWireSeqs: number[] = [];
   let received = 0;
   let maxAdded = 0;
   // Affected packets come in send order; each opens or extends a window. Windows closer
@@ -462,15 +862,21 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
     curStart = start;
     curEnd = end;
   };
+  // A lost packet's slot lasts until the next packet was sent.
+  const slotEnd = (k: number): number => (k + 1 < n ? when[k + 1]! : when[k]! + medianInterval(when));
   const inFlightFrom = o.endMicros - o.inFlightWindowMs * 1000;
-  const seqOf = (i: number): number => i + t.base;
-  for (let k = 0; k < seqs.length; k++) {
+  for (let k = 0; k < n; k++) {
     const i = seqs[k]!;
     const sentAt = when[k]!;
-    const sentMs = round3((sentAt - o.t0) / 1000);
     let state: 'ok' | 'lost' | 'delayed' | 'in-flight';
     let rttMs: number | undefined;
-    if (answered(i)) {
+    if (hole[k]) {
+      notOnWireSeqs.push(seqOf(i));
+      affect(sentAt, slotEnd(k));
+      if (!confirmed(seqOf(i))) continue;
+      state = 'lost';
+      lostSeqs.push(seqOf(i));
+    } else if (answered(i)) {
       received++;
       state = 'ok';
       const l = latency(i);
@@ -490,10 +896,12 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
     } else {
       state = 'lost';
       lostSeqs.push(seqOf(i));
-      // A lost packet's slot lasts until the next packet was sent.
-      affect(sentAt, k + 1 < seqs.length ? when[k + 1]! : sentAt + medianInterval(when));
+      affect(sentAt, slotEnd(k));
     }
-    if (marks) marks.push(rttMs === undefined ? { seq: seqOf(i), t: sentMs, state } : { seq: seqOf(i), t: sentMs, rttMs, state });
+    if (marks) {
+      const sentMs = round3((sentAt - o.t0) / 1000);
+      marks.push(rttMs === undefined ? { seq: seqOf(i), t: sentMs, state } : { seq: seqOf(i), t: sentMs, rttMs, state });
+    }
   }
 
   if (curEnd - curStart > outEnd - outStart) { outStart = curStart; outEnd = curEnd; }
@@ -503,53 +911,31 @@ function finishFlow(f: FlowState, o: FinishOptions): PcapFlow {
     flow: f.name,
     sender: f.sender,
     mode: f.mode,
-    sent: seqs.length,
+    sent,
     received,
     lost: lostSeqs.length,
     lostSeqs,
     delayed: delayedSeqs.length,
     delayedSeqs,
     maxAddedLatencyMs: round3(maxAdded),
-    duplicates: f.duplicates,
-    reordered: f.reordered,
+    duplicates: v.duplicates,
+    reordered: v.reordered,
     outageMs: affected ? round3((outEnd - outStart) / 1000) : 0,
     outageStartMs: affected ? round3((outStart - o.t0) / 1000) : null,
     outageEndMs: affected ? round3((outEnd - o.t0) / 1000) : null,
-    maxGapMs: round3(f.maxGapMicros / 1000),
+    maxGapMs: round3(v.maxGapMicros / 1000),
     inFlight: inFlightSeqs.length,
     inFlightSeqs,
     baselineRttMs: Number.isNaN(baseline) ? 0 : round3(baseline),
     orphanReplies,
-    duplicateRequests: f.duplicateRequests,
-    otherInterfaceCopies: f.otherInterfaceCopies,
+    duplicateRequests: v.duplicateRequests,
+    otherInterfaceCopies: 0,
+    notOnWire: notOnWireSeqs.length,
+    notOnWireSeqs,
+    ...(o.log && notOnWireSeqs.some(confirmed) ? { sentConfirmedBy: o.log.source } : {}),
   };
   if (marks) result.packets = marks;
   return result;
-}
-
-/**
- * Merge the analyses of several capture points of one run (client veth, tap0, tap1):
- * flows are kept per capture point (named "iface: flow"), announces merged in time order,
- * MAC flapping if any capture saw it. All analyses should share one t0Micros.
- */
-export function combineAnalyses(list: PcapAnalysis[]): PcapAnalysis {
-  if (list.length === 0) throw new Error('combineAnalyses: no analyses to combine');
-  if (list.length === 1) return list[0]!;
-  return {
-    file: list.map((a) => a.file).join(','),
-    iface: list.map((a) => a.iface).join(','),
-    linkType: list[0]!.linkType,
-    packets: list.reduce((s, a) => s + a.packets, 0),
-    truncated: list.some((a) => a.truncated),
-    t0Micros: list[0]!.t0Micros,
-    startMs: Math.min(...list.map((a) => a.startMs)),
-    endMs: Math.max(...list.map((a) => a.endMs)),
-    flows: list.flatMap((a) => a.flows.map((f) => ({ ...f, flow: `${a.iface}: ${f.flow}` }))),
-    announces: list.flatMap((a) => a.announces).sort((x, y) => x.t - y.t),
-    macFlapping: list.some((a) => a.macFlapping),
-    flappingFrames: list.flatMap((a) => a.flappingFrames).sort((x, y) => x.t - y.t).slice(0, 10),
-    unsequencedUdpFlows: list.reduce((s, a) => s + a.unsequencedUdpFlows, 0),
-  };
 }
 
 function medianInterval(when: Float64Array): number {

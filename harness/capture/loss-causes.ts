@@ -12,13 +12,78 @@
 //   - after a VM starts reading (RESUME at T), until it has answered the frames queued before
 //     T, a drop is the backlog's doing: it belongs to the state before T.
 // Counter-bound causes (tap-queue, veth-queue, host-arp-queue) take at most as many packets as
-// the counter went up, earliest first; the rest are `unknown`.
+// the counter went up, earliest first; the rest are `unknown`. A lost request that no capture
+// saw, in a hole of the client's request stream (analyzer.ts notOnWireSeqs), never left the
+// client: `not-on-wire`.
+//
+// Where a packet was seen is the capture half of this, shared with `switchover analyze` of
+// several capture points (analyzer.ts): sightingsOf() finds a seq's first and last sighting of
+// its request and of its reply across the points; lastSeenOf() groups lost seqs by the last.
 //
 // API
 //   tapPeriods(vms) -> TapPeriod[]          who read each TAP when, from VM lives
 //   attributeLoss(evidence) -> LossCause[][]  per flow of evidence.flows, in the same order
+//   sightingsOf(points, key) -> PacketSightings
+//   lastSeenOf(points, seqs) -> LastSeen[]
 import type { PcapFlow, SeqEvidence } from './analyzer.js';
 import type { Layout, LossCause } from '../scenario/types.js';
+
+/** One capture point's view of a flow: when (any clock, the same for all points) it first saw a seq's request and reply. */
+export interface PointSightings {
+  point: string;
+  request(key: number): number | undefined;
+  reply(key: number): number | undefined;
+}
+
+export interface Sighting { point: string; t: number }
+
+export interface PacketSightings {
+  firstRequest?: Sighting;
+  lastRequest?: Sighting;
+  firstReply?: Sighting;
+  lastReply?: Sighting;
+}
+
+export function sightingsOf(points: readonly PointSightings[], key: number): PacketSightings {
+  const s: PacketSightings = {};
+  for (const p of points) {
+    const rq = p.request(key);
+    if (rq !== undefined) {
+      if (!s.firstRequest || rq < s.firstRequest.t) s.firstRequest = { point: p.point, t: rq };
+      if (!s.lastRequest || rq > s.lastRequest.t) s.lastRequest = { point: p.point, t: rq };
+    }
+    const rp = p.reply(key);
+    if (rp !== undefined) {
+      if (!s.firstReply || rp < s.firstReply.t) s.firstReply = { point: p.point, t: rp };
+      if (!s.lastReply || rp > s.lastReply.t) s.lastReply = { point: p.point, t: rp };
+    }
+  }
+  return s;
+}
+
+/**
+ * Lost seqs by the last place they were seen: the latest sighting of the reply, else of the
+ * request (a one-way stream's datagram counts as its request); `where` null: no point saw it.
+ * Largest group first, seqs ascending.
+ */
+export interface LastSeen { where: string | null; as: 'request' | 'reply' | null; count: number; seqs: number[] }
+
+export function lastSeenOf(points: readonly PointSightings[], seqs: readonly number[]): LastSeen[] {
+  const by = new Map<string, LastSeen>();
+  for (const seq of seqs) {
+    const s = sightingsOf(points, seq);
+    const last = s.lastReply ? { where: s.lastReply.point, as: 'reply' as const }
+      : s.lastRequest ? { where: s.lastRequest.point, as: 'request' as const } : { where: null, as: null };
+    const k = `${last.as}|${last.where}`;
+    let g = by.get(k);
+    if (!g) by.set(k, (g = { ...last, count: 0, seqs: [] }));
+    g.count++;
+    g.seqs.push(seq);
+  }
+  const out = [...by.values()];
+  for (const g of out) g.seqs.sort((a, b) => a - b);
+  return out.sort((a, b) => b.count - a.count);
+}
 
 /** running; paused: has not run yet (incoming, or -S before `cont`); stopped: ran, then STOP. */
 export type VmState = 'running' | 'paused' | 'stopped';
@@ -112,42 +177,37 @@ export function attributeLoss(e: LossEvidence): LossCause[][] {
       const s = seen.get(f.flow);
       return { tap, requestAt: rekey(f, s?.requestAt), replyAt: rekey(f, s?.replyAt), lastRead: new Map(), drained: new Map() };
     });
+    const points: PointSightings[] = taps.map((x) => ({ point: x.tap, request: (k) => x.requestAt.get(k), reply: (k) => x.replyAt.get(k) }));
     const sentAt = new Map((f.packets ?? []).map((x) => [x.seq, x.t]));
-    const firstSighting = (key: number): { tap: string; t: number } | undefined => {
-      let best: { tap: string; t: number } | undefined;
-      for (const x of taps) {
-        const t = x.requestAt.get(key);
-        if (t !== undefined && (!best || t < best.t)) best = { tap: x.tap, t };
-      }
-      return best;
-    };
+    const holes = new Set(f.notOnWireSeqs);
     const stateAt = (tap: string, t: number): TapPeriod | undefined =>
       effectiveState(periodsOf.get(tap) ?? [], taps.find((x) => x.tap === tap)!, t);
 
     for (const seq of f.lostSeqs) {
       const key = keyOf(f, seq);
       const decide = (v: Verdict): void => { decided[fi]!.push({ seq, v }); };
+      const sighted = sightingsOf(points, key);
+      const seen = sighted.firstRequest;
       if (f.mode === 'one-way') {
-        const seen = firstSighting(key);
-        if (f.sender === e.guestIp) decide(seen ? { cause: 'reply-lost', where: seen.tap } : { cause: 'not-on-wire', where: 'guest' });
+        if (f.sender === e.guestIp) decide(seen ? { cause: 'reply-lost', where: seen.point } : { cause: 'not-on-wire', where: 'guest' });
         // The client capture is the sender's side: a gap there never went out, unless a TAP
         // saw it (then the capture itself missed it).
         else decide(seen ? { cause: 'unknown', where: e.clientVeth.name } : { cause: 'not-on-wire', where: e.clientVeth.name });
         continue;
       }
-      const replied = taps.find((x) => x.replyAt.has(key));
-      if (replied) { decide({ cause: 'reply-lost', where: replied.tap }); continue; }
-      const seen = firstSighting(key);
+      if (sighted.firstReply) { decide({ cause: 'reply-lost', where: sighted.firstReply.point }); continue; }
       if (seen) {
-        const p = stateAt(seen.tap, seen.t);
-        if (!p) decide({ cause: 'unknown', where: seen.tap });
-        else if (p.state === 'stopped') decide({ cause: 'stopped-source', where: seen.tap });
+        const p = stateAt(seen.point, seen.t);
+        if (!p) decide({ cause: 'unknown', where: seen.point });
+        else if (p.state === 'stopped') decide({ cause: 'stopped-source', where: seen.point });
         else {
-          pending.push({ flow: fi, seq, t: seen.t, budget: `tap:${seen.tap}`,
-            verdict: { cause: 'tap-queue', where: seen.tap, vm: p.state === 'paused' ? 'paused' : 'running-too-slow' } });
+          pending.push({ flow: fi, seq, t: seen.t, budget: `tap:${seen.point}`,
+            verdict: { cause: 'tap-queue', where: seen.point, vm: p.state === 'paused' ? 'paused' : 'running-too-slow' } });
         }
         continue;
       }
+      // A hole in the client's own request stream, on no TAP: the client never sent it.
+      if (holes.has(seq)) { decide({ cause: 'not-on-wire', where: e.clientVeth.name }); continue; }
       // On no TAP: it died in the host between the client and the TAPs.
       pending.push({ flow: fi, seq, t: sentAt.get(seq) ?? 0, budget: 'off-tap', verdict: { cause: 'unknown' } });
     }

@@ -10,9 +10,8 @@
 //   Capture: { iface, file, pid, stop(): Promise<CaptureStats>, died: Error | undefined }
 //   parseTcpdumpStats(stderr) -> CaptureStats
 //   vmTapFilter(guestMac) -> filter words for a VM's TAP captured both ways
-import type { ChildProcess } from 'node:child_process';
 import { userInfo } from 'node:os';
-import { isRoot, missingToolIn, requireTools, signalProcess, ToolMissingError } from '../net/exec.js';
+import { isRoot, missingToolIn, neverRan, requireTools, signalProcess, ToolMissingError } from '../net/exec.js';
 import { validateName } from '../net/names.js';
 import type { NsRole, Topology } from '../net/topology.js';
 
@@ -85,22 +84,17 @@ export async function startCapture(topo: Pick<Topology, 'spawn'>, ns: NsRole, if
   // "received by filter" but never written.
   const argv = ['tcpdump', '--immediate-mode', '-U', '-n', '-s', String(snaplen), '-Z', user, '-w', file, '-i', iface,
     ...(opts.direction ? ['-Q', opts.direction] : []), ...(opts.filter ?? [])];
-  const child: ChildProcess = topo.spawn(ns, argv);
+  const child = topo.spawn(ns, argv);
   let stderr = '';
   let exited: { code: number | null; signal: string | null } | undefined;
   let died: Error | undefined;
   let stopping = false;
-  const exit = new Promise<void>((resolve) => {
-    child.once('close', (code, signal) => { // 'close': stderr (with the counters) fully read
-      exited = { code, signal };
-      if (!stopping) died = failure('exited on its own');
-      resolve();
-    });
-    child.once('error', (e) => {
-      exited = { code: null, signal: null };
-      died = new CaptureError(`tcpdump on ${iface} could not start: ${e.message}`, { cause: e });
-      resolve();
-    });
+  // Resolves once tcpdump has exited and its stderr (with the counters) is fully read.
+  const exit = child.then((r) => {
+    exited = { code: r.exitCode ?? null, signal: r.signal ?? null };
+    const why = neverRan(r);
+    if (why) died = new CaptureError(`tcpdump on ${iface} could not start: ${why}`, { cause: r });
+    else if (!stopping) died = failure('exited on its own');
   });
   function failure(what: string): Error {
     const missing = missingToolIn(stderr);
@@ -117,7 +111,6 @@ export async function startCapture(topo: Pick<Topology, 'spawn'>, ns: NsRole, if
     });
     void exit.then(() => { clearTimeout(timer); reject(died ?? failure('exited before it was ready')); });
   });
-  child.stdout?.resume();
   try {
     await ready;
   } catch (e) {

@@ -1,28 +1,81 @@
-// `switchover analyze PCAP... [--json] [--in-flight-window MS] [--t0 EPOCH_MICROS]`:
-// offline analysis of any classic pcap (Ethernet, Linux SLL, SLL2), including captures made
-// elsewhere. Prints a per-flow table, or the PcapAnalysis as JSON. Exit 0 on success, 2 on
-// a missing or unreadable capture or bad arguments, with a message that says what to do.
+// `switchover analyze CAPTURE|DIR... [--json] [--separate] [--sender-log FILE]... [--in-flight-window MS] [--t0 EPOCH_MICROS]`:
+// offline analysis of any pcap or pcapng (Ethernet, Linux SLL, SLL2), including captures made
+// elsewhere. Several files, and the captures in a folder, are capture points of one run merged
+// into one account of each packet (analyzer.ts), which says where each lost packet was last
+// seen; --separate analyses each file on its own instead. Prints a per-flow table, or the
+// PcapAnalysis as JSON (with --separate and several files, an array of them). --sender-log
+// gives ping's output or the UDP generator's summary: the request-stream holes it says were
+// sent count as lost. Exit 0 on success, 2 on a missing or unreadable capture or bad
+// arguments, with a message that says what to do.
+// A trace folder (`run --trace`) instead is re-judged as the run judged it (analyze-trace.ts).
 import { parseArgs } from 'node:util';
 import { joinDashValues, valuedOptions } from './args.js';
-import { analyzePcap, type PcapAnalysis } from '../capture/analyzer.js';
-import { PcapFormatError } from '../capture/pcap-reader.js';
+import { analyzeTraceCommand } from './analyze-trace.js';
+import { isTraceDir } from '../run/trace-read.js';
+import { stat } from 'node:fs/promises';
+import {
+  AnalysisLimitError, analyzeCaptures, captureFilesIn, type CaptureFile, type CaptureFileSummary, type PcapAnalysis, type PcapFlow, type SenderLog,
+} from '../capture/analyzer.js';
+import { PcapFormatError } from '../capture/capture-file.js';
+import { readSenderLog } from '../capture/sender-log.js';
 import { FLOW_HEADERS, flowRow, fmtMs, formatSeqs, renderTable } from '../report/table.js';
 import { quote } from '../scenario/schema.js';
 
-const USAGE = 'usage: switchover analyze PCAP... [--json] [--in-flight-window MS] [--t0 EPOCH_MICROS]';
+const USAGE = 'usage: switchover analyze CAPTURE|DIR... [--json] [--separate] [--sender-log FILE]... [--in-flight-window MS] [--t0 EPOCH_MICROS]\n       switchover analyze TRACE-DIR [--json]   re-judge a trace folder of `switchover run --trace`';
 const LINK_NAMES: Record<number, string> = { 1: 'Ethernet', 113: 'Linux SLL', 276: 'Linux SLL2' };
+
+/** "Ethernet", or for pcapng "pcapng, Ethernet (if eth0)". */
+function formatOf(f: CaptureFileSummary): string {
+  const link = LINK_NAMES[f.linkType] ?? `link type ${f.linkType}`;
+  if (f.format === 'pcap') return link;
+  const named = f.interfaces.filter((i) => i.name !== undefined).map((i) => i.name);
+  return `pcapng, ${f.interfaces.length === 1 ? link : `${f.interfaces.length} interfaces`}${named.length ? ` (if ${named.join(', ')})` : ''}`;
+}
+
+/** What is wrong with one file: cut short, trailing bytes, skipped interfaces, capture drops. */
+function fileWarnings(f: CaptureFileSummary, prefix: string): string[] {
+  const out: string[] = [];
+  if (f.truncated) out.push(`  warning: ${prefix}the last record is cut short (capture killed mid-write); it was skipped`);
+  if (f.trailing) {
+    out.push(`  warning: ${prefix}the ${f.trailing.bytes} bytes from offset ${f.trailing.offset} are not pcap records (${f.trailing.reason}); they were not read`);
+  }
+  f.interfaces.forEach((i, n) => {
+    const which = `interface ${n}${i.name !== undefined ? ` (${i.name})` : ''}`;
+    if (!i.decoded && i.packets) out.push(`  warning: ${prefix}${which} has link type ${i.linkType}, which is not decoded: its ${i.packets} packets were skipped`);
+    if (i.droppedByKernel) out.push(`  warning: ${prefix}${which}: the capture itself dropped ${i.droppedByKernel} packets; some loss may be the capture's`);
+  });
+  return out;
+}
+
+function lastSeenLine(f: PcapFlow): string | undefined {
+  if (!f.lastSeen?.length) return undefined;
+  return `  ${f.flow}: lost, last seen ${f.lastSeen.map((g) => `${g.where === null ? 'nowhere' : `at ${g.where} (${g.as})`}: ${g.count} ${formatSeqs(g.seqs)}`).join('; ')}`;
+}
 
 function renderAnalysis(a: PcapAnalysis): string {
   const dur = ((a.endMs - a.startMs) / 1000).toFixed(2);
-  const out = [`${a.file}: ${LINK_NAMES[a.linkType] ?? `link type ${a.linkType}`}, ${a.packets} packets over ${dur} s`];
-  if (a.truncated) out.push('  warning: the last record is cut short (capture killed mid-write); it was skipped');
-  if (a.trailing) {
-    out.push(`  warning: the ${a.trailing.bytes} bytes from offset ${a.trailing.offset} are not pcap records (${a.trailing.reason}); they were not read`);
+  const merged = a.files.length > 1 || a.points.length > 1;
+  const out = [merged
+    ? `${a.file}: ${a.points.length} capture points, ${a.packets} packets over ${dur} s`
+    : `${a.file}: ${formatOf(a.files[0]!)}, ${a.packets} packets over ${dur} s`];
+  if (merged) {
+    for (const p of a.points) {
+      const where = [a.files.length > 1 ? p.file : '', p.ifName !== undefined ? `if ${p.ifName}` : '', p.ifindex !== undefined ? `ifindex ${p.ifindex}` : ''].filter(Boolean);
+      out.push(`  point ${p.name}: ${LINK_NAMES[p.linkType] ?? `link type ${p.linkType}`}, ${p.packets} packets from ${fmtMs(p.startMs)} to ${fmtMs(p.endMs)} ms${where.length ? ` (${where.join(', ')})` : ''}`);
+    }
   }
+  for (const f of a.files) out.push(...fileWarnings(f, a.files.length > 1 ? `${f.file}: ` : ''));
   if (a.flows.length) out.push(renderTable(FLOW_HEADERS, a.flows.map((f) => flowRow(f))));
   else out.push('  no ICMP echo or sequenced UDP flows found');
   for (const f of a.flows) {
     if (f.lost) out.push(`  ${f.flow}: lost seqs ${formatSeqs(f.lostSeqs)}`);
+    const seen = lastSeenLine(f);
+    if (seen) out.push(seen);
+    if (f.notOnWire) {
+      out.push(`  ${f.flow}: never on the wire ${formatSeqs(f.notOnWireSeqs)}: ${f.sentConfirmedBy
+        ? `sent per ${f.sentConfirmedBy}, so counted as lost`
+        : 'not counted as lost; give the sender\'s log (--sender-log) to count those it sent'}`);
+    }
     if (f.delayed) out.push(`  ${f.flow}: delayed seqs ${formatSeqs(f.delayedSeqs)}`);
     if (f.inFlight) out.push(`  ${f.flow}: in flight at the end (not loss) ${formatSeqs(f.inFlightSeqs)}`);
     if (f.outageStartMs !== null) out.push(`  ${f.flow}: outage ${fmtMs(f.outageMs)} ms, from ${fmtMs(f.outageStartMs)} to ${fmtMs(f.outageEndMs!)} ms`);
@@ -40,6 +93,8 @@ const OPTIONS = {
   json: { type: 'boolean', default: false },
   'in-flight-window': { type: 'string' },
   t0: { type: 'string' },
+  'sender-log': { type: 'string', multiple: true },
+  separate: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -57,14 +112,26 @@ function optionNumber(name: keyof typeof LIMITS, v: string | undefined): number 
   return n;
 }
 
-/** One line for a capture that could not be analysed, naming the file given. */
-function failure(file: string, e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ENOENT') return `${file}: no such file; give the path of a pcap written by tcpdump -w`;
-  if (err.code === 'EISDIR') return `${file} is a directory; give a pcap file in it`;
-  if (err.code === 'EACCES') return `${file}: permission denied; run with access to the file`;
-  if (e instanceof PcapFormatError) return `${e.message}; a classic pcap (tcpdump -w) with Ethernet, Linux SLL or SLL2 link type is expected`;
-  return `${file}: ${err.message}`;
+/** One line for an input that could not be analysed, naming the file given. */
+function failure(e: unknown): string {
+  const err = e as NodeJS.ErrnoException & { path?: string };
+  if (err.code === 'ENOENT') return `${err.path}: no such file; give the path of a capture (pcap or pcapng) or of a folder of them`;
+  if (err.code === 'EACCES') return `${err.path}: permission denied; run with access to the file`;
+  if (e instanceof PcapFormatError) {
+    return `${e.message}; a pcap (tcpdump -w) or pcapng (Wireshark, dumpcap) with Ethernet, Linux SLL or SLL2 link type is expected`;
+  }
+  if (e instanceof AnalysisLimitError) return e.message;
+  return err.path ? `${err.path}: ${err.message}` : `${err.message ?? String(e)}`;
+}
+
+/** The capture files named: files as given, folders by their *.pcap and *.pcapng. */
+async function captureFiles(paths: readonly string[]): Promise<CaptureFile[]> {
+  const out: CaptureFile[] = [];
+  for (const path of paths) {
+    if ((await stat(path)).isDirectory()) out.push(...await captureFilesIn(path));
+    else out.push({ path });
+  }
+  return out;
 }
 
 export async function analyzeCommand(argv: string[]): Promise<number> {
@@ -78,6 +145,13 @@ export async function analyzeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
   if (positionals.length === 0) { process.stderr.write(`switchover analyze: no capture given\n${USAGE}\n`); return 2; }
+  if (positionals.length === 1 && isTraceDir(positionals[0]!)) {
+    if (values.t0 !== undefined || values['in-flight-window'] !== undefined) {
+      process.stderr.write(`switchover analyze: ${positionals[0]} is a trace, re-judged with the run's own t0 and in-flight window: drop --t0 and --in-flight-window\n`);
+      return 2;
+    }
+    return analyzeTraceCommand(positionals[0]!, { json: values.json });
+  }
   let inFlightWindowMs: number | undefined, t0Micros: number | undefined;
   try {
     inFlightWindowMs = optionNumber('in-flight-window', values['in-flight-window']);
@@ -87,13 +161,16 @@ export async function analyzeCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const results: PcapAnalysis[] = [];
-  for (const file of positionals) {
-    try {
-      results.push(await analyzePcap(file, { inFlightWindowMs, t0Micros }));
-    } catch (e) {
-      process.stderr.write(`switchover analyze: ${failure(file, e)}\n`);
-      return 2;
-    }
+  try {
+    const senderLogs: SenderLog[] = [];
+    for (const file of values['sender-log'] ?? []) senderLogs.push(await readSenderLog(file));
+    const files = await captureFiles(positionals);
+    const opts = { inFlightWindowMs, t0Micros, senderLogs };
+    if (values.separate) for (const f of files) results.push(await analyzeCaptures([f], opts));
+    else results.push(await analyzeCaptures(files, opts));
+  } catch (e) {
+    process.stderr.write(`switchover analyze: ${failure(e)}\n`);
+    return 2;
   }
   if (values.json) process.stdout.write(`${JSON.stringify(results.length === 1 ? results[0] : results, null, 2)}\n`);
   else process.stdout.write(`${results.map(renderAnalysis).join('\n\n')}\n`);

@@ -17,13 +17,12 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { type CommandSpec, HELP_OPTION, UsageError, parseCommand } from './args.js';
 import { runPrivileged, signalProcess } from '../net/exec.js';
 import { NETNS_PATTERN, RUN_DIR_PATTERN, runDirPath, runNames, runOwner } from '../net/names.js';
 import { quote } from '../scenario/schema.js';
 import { leftovers } from '../net/topology.js';
 
-const USAGE = 'usage: switchover cleanup [--dry-run] [RUN-ID...]';
 const NETNS_DIR = '/run/netns';
 /** A run dir this young may not have its owner marker yet: treat it as live. */
 const FRESH_MS = 60_000;
@@ -182,23 +181,22 @@ function readProcState(pid: number): string | undefined {
   }
 }
 
+const OPTIONS = {
+  'dry-run': { type: 'boolean', default: false, help: 'list what would be removed, remove nothing' },
+  help: HELP_OPTION,
+} as const;
+export const CLEANUP: CommandSpec<typeof OPTIONS> = {
+  name: 'cleanup', args: '[RUN-ID...]',
+  summary: 'Remove what killed runs left behind (netns, links, processes, run dirs): your runs only, never a live one.',
+  options: OPTIONS,
+};
+
 export async function cleanupCommand(argv: string[]): Promise<number> {
-  let values, positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv, strict: true, allowPositionals: true,
-      options: { 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (e) {
-    process.stderr.write(`switchover cleanup: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
+  const parsed = parseCommand(CLEANUP, argv);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const bad = positionals.find((id) => !/^[0-9a-f]{6}$/.test(id));
-  if (bad !== undefined) {
-    process.stderr.write(`switchover cleanup: ${quote(bad)} is not a run id (6 hex digits, as in so-<id>-h)\n${USAGE}\n`);
-    return 2;
-  }
+  if (bad !== undefined) throw new UsageError(`${quote(bad)} is not a run id (6 hex digits, as in so-<id>-h)`, CLEANUP);
   const runs = (await findLeftRuns()).filter((r) => !positionals.length || positionals.includes(r.runId));
   if (!runs.length) { process.stdout.write('nothing left by earlier runs\n'); return 0; }
   let failed = false;

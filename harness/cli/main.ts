@@ -4,12 +4,12 @@
 // Exit codes: 0 all pass (unsupported allowed), 1 a failed expectation, 2 an error (bad input,
 // missing tool, setup failure) with a message that says what to do.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import { analyzeCommand } from './analyze.js';
-import { joinDashValues, valuedOptions } from './args.js';
+import { type CommandSpec, HELP_OPTION, UsageError, parseCommand, usageLine } from './args.js';
 import { compareToBaseline, formatComparison, loadBaseline, parseTolerance, saveBaseline } from '../verdict/baseline.js';
-import { findScenarios, listCommand, loadCatalogue } from '../scenario/catalogue.js';
-import { cleanupCommand } from './cleanup.js';
+import { findScenarios } from '../scenario/catalogue.js';
+import { CLEANUP, cleanupCommand } from './cleanup.js';
 import { ToolMissingError } from '../net/exec.js';
 import { checkOutputDir, checkOutputFile, OutputError, writeOutput } from './output-paths.js';
 import { Progress } from './progress.js';
@@ -19,108 +19,154 @@ import { writeHtmlReport } from '../report/html.js';
 import { writeJunitReport } from '../report/junit.js';
 import { renderResultsTable } from '../report/table.js';
 import { runScenario } from '../run/runner.js';
+import { backendFor } from './backends.js';
+import { REPLAY, replayCommand } from './replay.js';
+import { REPORT_COMPARE, reportCommand } from './report.js';
+import { TRACE_ON, traceFolder, type TraceOn, type TraceOptions } from '../run/trace.js';
+import { SCHEMA, schemaCommand } from './schema-command.js';
+import { LIST, SHOW, listScenariosCommand, showCommand } from './show.js';
 import { applyOverrides, InputError } from '../scenario/scenario.js';
+import { didYouMean, quote } from '../scenario/schema.js';
 import { parseShard, shardScenarios } from '../scenario/shard.js';
-import type { ScenarioResult, VmBackend } from '../scenario/types.js';
+import type { Scenario, ScenarioResult } from '../scenario/types.js';
 
-const USAGE = `usage:
-  switchover run [SCENARIO|FILE...] [--backend engine|qemu] [--qemu PATH] [--set KEY=VALUE]...
-                 [--json FILE] [--junit FILE] [--report FILE] [--keep-pcaps DIR]
-                 [--shard K/N] [--repeat N] [--baseline FILE] [--tolerance SPEC]
-  switchover list
-  switchover analyze PCAP [--json]
-  switchover baseline save OUT.json (--from RESULTS.json | [SCENARIO...] [run options])
-  switchover cleanup [--dry-run] [RUN-ID...]  remove what killed runs left behind
-  switchover vm [QEMU-style options]       the engine VM (see README)
-`;
+const EXIT_CODES = [
+  'exit codes: 0 every scenario passed (unsupported allowed), 1 an expectation failed or a baseline regression,',
+  '            2 an error (bad input, a missing tool, a setup failure) with a message that says what to do',
+];
 
-class UsageError extends Error {}
-
+/** The options `run` and `baseline save` share: every line of `run --help`. */
 const RUN_OPTIONS = {
-  backend: { type: 'string', default: 'engine' },
-  qemu: { type: 'string' },
-  set: { type: 'string', multiple: true, default: [] as string[] },
-  json: { type: 'string' },
-  junit: { type: 'string' },
-  report: { type: 'string' },
-  'keep-pcaps': { type: 'string' },
-  shard: { type: 'string' },
-  repeat: { type: 'string', default: '1' },
-  baseline: { type: 'string' },
-  tolerance: { type: 'string' },
-  from: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
+  backend: {
+    type: 'string', default: 'engine', choices: ['engine', 'qemu'],
+    help: 'run the VMs on the migration engine, or on real qemu-system-x86_64 (KVM when usable, TCG otherwise)',
+  },
+  qemu: { type: 'string', arg: 'PATH', help: 'the QEMU binary for --backend qemu (default: qemu-system-x86_64 on PATH)' },
+  set: {
+    type: 'string', multiple: true, default: [] as string[], arg: 'KEY=VALUE',
+    help: 'change a scenario setting without editing files (`switchover show SCENARIO` lists every key)',
+  },
+  json: { type: 'string', arg: 'FILE', help: 'write the results as JSON: { format, generatedAt, summary, results }' },
+  junit: { type: 'string', arg: 'FILE', help: 'write JUnit XML, one testcase per scenario run' },
+  report: { type: 'string', arg: 'FILE', help: 'write a self-contained HTML report with a timeline per scenario' },
+  'keep-pcaps': { type: 'string', arg: 'DIR', help: 'keep every capture, as DIR/SCENARIO/POINT.pcap' },
+  trace: { type: 'string', arg: 'DIR', help: 'write a trace folder per scenario run into DIR, to re-analyze or replay it (see --trace-on)' },
+  'trace-on': {
+    type: 'string', default: 'failure', choices: TRACE_ON,
+    help: 'with --trace: keep the trace of runs that did not pass only, or of every run',
+  },
+  shard: { type: 'string', arg: 'K/N', help: 'run only part K of N of the selection, the same split on every machine (docs/ci/)' },
+  repeat: { type: 'string', default: '1', arg: 'N', help: 'run each scenario N times (1..1000) and print flakiness statistics' },
+  baseline: { type: 'string', arg: 'FILE', help: 'compare with a saved baseline; a regression beyond the tolerance exits 1' },
+  tolerance: {
+    type: 'string', arg: 'SPEC',
+    help: 'regression tolerances for --baseline: loss=N,outage=N%|Nms,downtime=N%|Nms,throughput=N%',
+  },
+  help: HELP_OPTION,
 } as const;
 
-async function backendFor(name: string, qemuPath: string | undefined): Promise<VmBackend> {
-  if (name === 'engine') {
-    if (qemuPath) throw new UsageError('--qemu only applies to --backend qemu');
-    return (await import('../vm/engine.js')).engineBackend;
-  }
-  if (name === 'qemu') return (await import('../vm/qemu.js')).qemuBackend(qemuPath ? { binary: qemuPath } : {});
-  throw new UsageError(`--backend ${JSON.stringify(name)}: expected engine or qemu`);
+export const RUN: CommandSpec<typeof RUN_OPTIONS> = {
+  name: 'run', args: '[SCENARIO|FILE...]',
+  summary: 'Run scenarios (catalogue names, `*` wildcards, .ts/.js/.json files; all of the catalogue when none is named), judge each against its expectations, exit non-zero on a failure.',
+  options: RUN_OPTIONS,
+  notes: EXIT_CODES,
+};
+
+const BASELINE_OPTIONS = {
+  from: { type: 'string', arg: 'RESULTS.json', help: 'save the results of an earlier `run --json` instead of running' },
+  ...RUN_OPTIONS,
+} as const;
+const BASELINE: CommandSpec<typeof BASELINE_OPTIONS> = {
+  name: 'baseline save', args: 'OUT.json [SCENARIO|FILE...]',
+  summary: 'Save a baseline for `run --baseline`: run the scenarios (with any run option) and save their figures, or save those of --from.',
+  options: BASELINE_OPTIONS,
+  notes: EXIT_CODES,
+};
+
+type RunValues = NonNullable<ReturnType<typeof parseCommand<typeof RUN_OPTIONS>>>['values'];
+
+async function runCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(RUN, argv);
+  return parsed ? runAndReport(parsed.values, parsed.positionals) : 0;
 }
 
-async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: joinDashValues(argv, valuedOptions(RUN_OPTIONS)), options: RUN_OPTIONS, allowPositionals: true, strict: true,
-  });
-  if (values.help) { process.stdout.write(USAGE); return 0; }
-  let outFile: string | undefined;
-  if (mode === 'baseline') {
-    if (positionals[0] !== 'save' || !positionals[1]) throw new UsageError('switchover baseline save OUT.json [--from RESULTS.json | SCENARIO...]');
-    outFile = positionals[1];
-    checkOutputFile('baseline save', outFile);
-    positionals.splice(0, 2);
-    if (values.from) {
-      let report: JsonReport;
-      try {
-        report = JSON.parse(readFileSync(values.from, 'utf8')) as JsonReport;
-      } catch (e) {
-        throw new UsageError(`--from ${values.from}: cannot read a results file: ${(e as Error).message}`);
-      }
-      if (!Array.isArray(report?.results)) throw new UsageError(`${values.from}: not a switchover --json results file (no "results" array)`);
-      const { results } = report;
-      await writeOutput('baseline save', outFile, (f) => saveBaseline(results, f));
-      process.stdout.write(`baseline of ${results.length} scenario(s) saved to ${outFile}\n`);
-      return 0;
-    }
+async function baselineCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(BASELINE, argv);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  const [verb, outFile, ...names] = positionals;
+  if (verb !== 'save' || !outFile) throw new UsageError('expected `switchover baseline save OUT.json ...`', BASELINE);
+  checkOutputFile('baseline save', outFile);
+  if (values.from === undefined) return runAndReport(values, names, outFile);
+  let report: JsonReport;
+  try {
+    report = JSON.parse(readFileSync(values.from, 'utf8')) as JsonReport;
+  } catch (e) {
+    throw new UsageError(`--from ${values.from}: cannot read a results file: ${(e as Error).message}`, BASELINE);
   }
+  if (!Array.isArray(report?.results)) throw new UsageError(`${values.from}: not a switchover --json results file (no "results" array)`, BASELINE);
+  const { results } = report;
+  await writeOutput('baseline save', outFile, (f) => saveBaseline(results, f));
+  process.stdout.write(`baseline of ${results.length} scenario(s) saved to ${outFile}\n`);
+  return 0;
+}
+
+/** Runs the scenarios `names` select, writes the outputs asked for, and saves a baseline to `baselineOut`. */
+async function runAndReport(values: RunValues, names: string[], baselineOut?: string): Promise<number> {
   // Every output path is checked before anything is built: a path that cannot be written
   // must not cost a run, nor turn up only once the results exist.
   for (const option of ['json', 'junit', 'report'] as const) {
     const file = values[option];
     if (file !== undefined) checkOutputFile(`--${option}`, file);
   }
-  if (values['keep-pcaps'] !== undefined) checkOutputDir('--keep-pcaps', values['keep-pcaps']);
+  for (const option of ['keep-pcaps', 'trace'] as const) {
+    const dir = values[option];
+    if (dir !== undefined) checkOutputDir(`--${option}`, dir);
+  }
   const repeat = Number(values.repeat);
-  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 1000) throw new UsageError(`--repeat ${values.repeat}: expected an integer 1..1000`);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 1000) throw new UsageError(`--repeat ${values.repeat}: expected an integer 1..1000`, RUN);
   const tolerance = values.tolerance ? parseTolerance(values.tolerance) : undefined;
   const baseline = values.baseline ? await loadBaseline(values.baseline) : undefined;
-  const backend = await backendFor(values.backend, values.qemu);
+  const backend = await backendFor(values.backend, values.qemu, RUN);
 
   // Everything is validated before the first VM starts: a bad file or --set never runs.
-  let scenarios = await findScenarios(positionals);
+  let scenarios = await findScenarios(names);
   if (values.set.length) scenarios = scenarios.map((s) => applyOverrides(s, values.set));
   if (values.shard) scenarios = shardScenarios(scenarios, parseShard(values.shard));
+  // The trace's rerun command runs from inside its folder: a relative --qemu path would not.
+  const backendArgs = values.backend === 'engine' ? [] : ['--backend', values.backend, ...(values.qemu ? ['--qemu', resolve(values.qemu)] : [])];
+  const traceErrors: string[] = [];
+  const traceDir = values.trace;
+  const traceOf = (s: Scenario, r: number): { trace?: TraceOptions } => (traceDir === undefined ? {} : {
+    trace: {
+      dir: traceFolder(traceDir, s.name, backend.name, r + 1, repeat), on: values['trace-on'] as TraceOn, backendArgs,
+      onError: (message) => traceErrors.push(message),
+    },
+  });
 
   const progress = new Progress();
   const results: ScenarioResult[] = [];
   const total = scenarios.length * repeat;
   let i = 0;
-  for (const s of scenarios) {
-    for (let r = 0; r < repeat; r++) {
-      progress.scenarioStart(s.name, ++i, total);
-      const res = await runScenario(s, { backend, ...(values['keep-pcaps'] ? { keepPcapsDir: values['keep-pcaps'] } : {}), progress });
-      progress.scenarioEnd(res.verdict);
-      results.push(res);
+  try {
+    for (const s of scenarios) {
+      for (let r = 0; r < repeat; r++) {
+        progress.scenarioStart(s.name, ++i, total);
+        const res = await runScenario(s, { backend, ...(values['keep-pcaps'] ? { keepPcapsDir: values['keep-pcaps'] } : {}), ...traceOf(s, r), progress });
+        progress.scenarioEnd(res.verdict);
+        results.push(res);
+      }
     }
+  } finally {
+    // A run that throws leaves the terminal on a clean line, with no clock ticking.
+    progress.close();
   }
   process.stdout.write(renderResultsTable(results));
   if (repeat > 1) for (const st of repeatStatsByScenario(results)) process.stdout.write(`${formatRepeatStats(st)}\n`);
-  // Per-packet marks go to the HTML report; the JSON keeps the numbers and the lost seqs.
+  // Per-packet marks go to the HTML report; the JSON keeps the numbers, the lost seqs and the
+  // report's aggregated marks (for `report compare`).
   // A write that fails costs that file only: the others are written, and its text is kept.
-  const unwritten: string[] = [];
+  const unwritten: string[] = [...traceErrors];
   const output = async (option: string, file: string | undefined, write: (f: string) => unknown): Promise<void> => {
     if (file === undefined) return;
     await writeOutput(option, file, write).catch((e: unknown) => {
@@ -137,26 +183,50 @@ async function runCommand(argv: string[], mode: 'run' | 'baseline'): Promise<num
     process.stdout.write(`${formatComparison(cmp)}\n`);
     if (cmp.regressions.length && code === 0) code = 1;
   }
-  if (outFile) {
+  if (baselineOut) {
     const before = unwritten.length;
-    await output('baseline save', outFile, (f) => saveBaseline(results, f));
-    if (unwritten.length === before) process.stdout.write(`baseline saved to ${outFile}\n`);
+    await output('baseline save', baselineOut, (f) => saveBaseline(results, f));
+    if (unwritten.length === before) process.stdout.write(`baseline saved to ${baselineOut}\n`);
   }
   for (const line of unwritten) process.stderr.write(`switchover: ${line}\n`);
   return unwritten.length ? 2 : code;
 }
 
+type Command = Pick<CommandSpec, 'name' | 'args' | 'summary'> & { run: (argv: string[]) => number | Promise<number> };
+/** The word after `switchover` that picks a command (`baseline` for `baseline save`). */
+const commandWord = (c: Pick<CommandSpec, 'name'>): string => c.name.split(' ')[0]!;
+
+/** Every subcommand, in the order `switchover --help` lists them: a new one is one line here. */
+const COMMANDS: readonly Command[] = [
+  { ...RUN, run: runCommand },
+  { ...LIST, run: listScenariosCommand },
+  { ...SHOW, run: showCommand },
+  { ...SCHEMA, run: schemaCommand },
+  { ...REPLAY, run: replayCommand },
+  { name: 'analyze', args: 'PCAP...|TRACE-DIR [--json]', summary: 'Offline analysis of any capture (Ethernet, Linux SLL, SLL2): the same per-flow figures as a run.', run: analyzeCommand },
+  { ...REPORT_COMPARE, run: reportCommand },
+  { ...BASELINE, run: baselineCommand },
+  { ...CLEANUP, run: cleanupCommand },
+];
+/** bin/switchover.js starts the engine for `vm` before this module loads; it is listed for --help. */
+const VM_LINE = { usage: 'switchover vm [QEMU-style options]', summary: 'The engine VM, a QEMU-shaped command line (README: "The engine VM").' };
+
+function mainHelp(): string {
+  const rows = [...COMMANDS.map((c) => ({ usage: usageLine(c), summary: c.summary })), VM_LINE];
+  return ['usage: switchover COMMAND ...', '', 'commands:', ...rows.flatMap((r) => [`  ${r.usage}`, `      ${r.summary}`]), '',
+    '`switchover COMMAND --help` describes every option of a command.', ...EXIT_CODES].join('\n') + '\n';
+}
+
 async function dispatch(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'run': return runCommand(rest, 'run');
-    case 'baseline': return runCommand(rest, 'baseline');
-    case 'list': process.stdout.write(listCommand(await loadCatalogue())); return 0;
-    case 'analyze': return analyzeCommand(rest);
-    case 'cleanup': return cleanupCommand(rest);
-    case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE); return cmd ? 0 : 2;
-    default: throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  if (cmd === undefined) { process.stderr.write(mainHelp()); return 2; }
+  if (cmd === 'help' || cmd === '--help' || cmd === '-h') { process.stdout.write(mainHelp()); return 0; }
+  const command = COMMANDS.find((c) => commandWord(c) === cmd);
+  if (!command) {
+    const guess = didYouMean(cmd, COMMANDS.map(commandWord));
+    throw new UsageError(`unknown command ${quote(cmd)}${guess ? `; did you mean "${guess}"?` : ''} (\`switchover --help\` lists the commands)`);
   }
+  return command.run(rest);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -165,8 +235,9 @@ export async function main(argv: string[]): Promise<void> {
     code = await dispatch(argv);
   } catch (e) {
     const err = e as Error;
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`switchover: ${err.message}\n${USAGE}`);
+    if (err instanceof UsageError) {
+      const help = err.command ? `usage: ${usageLine(err.command)}  (\`switchover ${commandWord(err.command)} --help\` describes every option)\n` : '';
+      process.stderr.write(`switchover: ${err.message}\n${help}`);
     } else if (err instanceof InputError || err instanceof ToolMissingError || err instanceof OutputError) {
       process.stderr.write(`switchover: ${err.message}\n`);
     } else {

@@ -72,12 +72,6 @@ export class Progress {
     this.current = undefined;
   }
 
-  /** Prints a line of other output without tearing the live line. */
-  log(line: string): void {
-    this.stream.write(this.tty ? `${ERASE_LINE}${line}\n` : `${line}\n`);
-    if (this.tty) this.draw();
-  }
-
   /** Stops the ticking and leaves the terminal on a clean line. */
   close(): void {
     if (this.ticker) clearInterval(this.ticker);

@@ -21,10 +21,10 @@
 //   withTopology(opts, fn)      create, run fn, always tear down (also on SIGINT/SIGTERM)
 //   Topology: names, runDir, clientIp/guestIp/guestGw/..., exec(ns, argv), spawn(ns, argv),
 //             switchover(), fdbMonitor(), teardown() (idempotent), verifyClean()
-import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { onExit } from './cleanup.js';
-import { isRoot, privileged, resolveTool, runPrivileged, signalProcess, requireTools, type RunOptions, type RunResult } from './exec.js';
+import { isRoot, privileged, runPrivileged, signalProcess, requireTools, start, type RunOptions, type RunResult, type StartOptions, type Subprocess } from './exec.js';
 import { createRunDir, newRunId, runNames, type RunNames } from './names.js';
 import type { Layout } from '../scenario/types.js';
 
@@ -32,7 +32,7 @@ export type NsRole = 'host' | 'client';
 
 export interface TopologyOptions { layout: Layout; queues: number; runId?: string }
 
-export interface SpawnOptions { stdio?: StdioOptions; env?: NodeJS.ProcessEnv }
+export type SpawnOptions = Pick<StartOptions, 'stdio' | 'env'>;
 
 export interface FdbMove { t: number; mac: string; port: string; deleted: boolean }
 export interface FdbMonitor {
@@ -71,7 +71,7 @@ export interface Topology {
   readonly activeTap: string;
   nsName(ns: NsRole): string;
   exec(ns: NsRole, argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
-  spawn(ns: NsRole, argv: readonly string[], opts?: SpawnOptions): ChildProcess;
+  spawn(ns: NsRole, argv: readonly string[], opts?: SpawnOptions): Subprocess;
   switchover(): Promise<void>;
   fdbMonitor(): Promise<FdbMonitor>;
   teardown(): Promise<void>;
@@ -200,14 +200,11 @@ class NetTopology implements Topology {
     return runPrivileged(['ip', 'netns', 'exec', this.nsName(ns), ...argv], opts);
   }
 
-  spawn(ns: NsRole, argv: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+  spawn(ns: NsRole, argv: readonly string[], opts: SpawnOptions = {}): Subprocess {
     if (this.tornDown) throw new Error(`topology ${this.runId} is torn down: cannot start ${argv[0]}`);
-    const [file, ...args] = privileged(['ip', 'netns', 'exec', this.nsName(ns), ...argv]);
     // Own process group: teardown signals the whole group, and a terminal's Ctrl-C reaches
     // only the harness, which then stops these in order (tcpdump flushes, VMs quit).
-    const child = spawnChild(resolveTool(file!), args, {
-      stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true,
-    });
+    const child = start(privileged(['ip', 'netns', 'exec', this.nsName(ns), ...argv]), { ...opts, detached: true });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     child.once('error', () => this.children.delete(child));

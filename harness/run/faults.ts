@@ -1,6 +1,8 @@
-// Fault steps, run by the runner at a migration phase. Each acts on real things: a VM process
-// (SIGKILL), the migration socket (a relay that is cut), QMP (migrate_cancel), the
-// destination TAP (nftables in the host netns, link down).
+// Fault steps, run by a migration hop at a migration phase. Each acts on real things: a VM
+// process (SIGKILL), the migration socket (a relay that is cut), QMP (migrate_cancel), the
+// destination TAP (nftables in the host netns, link down). Each timed fault ends in a
+// FaultOutcome, the verdict the runner turns into a timeline line and, if it never fired, a
+// failed check.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChannelRelay } from './channel-relay.js';
 import type { Topology } from '../net/topology.js';
@@ -13,6 +15,18 @@ export interface FaultTargets {
   dstTap: string;
   guestIp: string;
   relay?: ChannelRelay;
+}
+
+/** What became of one timed fault. */
+export interface FaultOutcome {
+  /** `KIND at PHASE`. */
+  fault: string;
+  fired: boolean;
+  /** When it fired or gave up (ms epoch), and the timeline line that says so. */
+  t: number;
+  line: string;
+  /** Why it did not fire. */
+  why?: string;
 }
 
 /** Faults that act at a phase (delay-cont and drop-announce are set up before migrating). */

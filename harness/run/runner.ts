@@ -1,32 +1,44 @@
 // Runs one scenario the way a person would at a terminal: build the network, boot the
 // source, start captures and traffic, migrate (migration-hop.ts, with the scenario's faults),
 // stop traffic (traffic-plan.ts), read the pcaps and the kernel's counters, give every lost
-// packet a cause (loss-causes.ts), judge, unless the harness or the machine was the
-// bottleneck (an error). The topology is always torn down and verified clean.
+// packet a cause and judge (judge.ts), unless the harness or the machine was the bottleneck
+// (an error). The topology is always torn down and verified clean.
+//
+// The runner owns the run's state: the timeline (it fixes t0 and records every phase and
+// mark), the VMs, the captures. Steps get what they need and return what happened. With
+// `trace`, what the run saw is kept in a folder (trace.ts) that `switchover analyze` re-judges.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { MigrationInfo, MigrationStatus } from '../../lib/qmp-protocol.js';
-import { startCapture, vmTapFilter, type CaptureStats } from '../capture/tcpdump.js';
+import { startCapture, vmTapFilter, type Capture, type CaptureStats } from '../capture/tcpdump.js';
 import { countersDelta, readKernelCounters } from '../net/kernel-counters.js';
-import { attributeLoss, tapPeriods } from '../capture/loss-causes.js';
-import { migrateOnce } from './migration-hop.js';
-import { analyzePcap, type PcapAnalysis, type PcapFlow } from '../capture/analyzer.js';
+import { HopError, migrateOnce, type HopRecord } from './migration-hop.js';
 import { buildHealth, stallsOf } from './health.js';
-import { GUEST_MAC, Run, type RunOptions } from './run-state.js';
+import { analyzeRunCaptures, IN_FLIGHT_WINDOW_MS, judge, judgeTeardown, type CaptureAnalysisInput, type JudgeInput } from './judge.js';
+import { pingSenderLog, udpSenderLog } from '../capture/sender-log.js';
+import { GUEST_MAC, RunVms } from './run-vms.js';
+import { Timeline } from './timeline.js';
+import { TraceRecorder, type TraceOptions } from './trace.js';
 import { effectiveExpectations, unsupportedReason } from '../scenario/scenario.js';
-import { createTopology } from '../net/topology.js';
-import { crossCheckPing, finishTraffic, startTraffic } from './traffic-plan.js';
-import type { LossCause, RunHealth, Scenario, ScenarioResult, VmBackend, VmHandle } from '../scenario/types.js';
-import { checkExpectations, checkFlowsCaptured, harnessBottlenecks, verdictOf } from '../verdict/verdict.js';
+import { createTopology, type FdbMonitor, type Topology } from '../net/topology.js';
+import { finishTraffic, startTraffic } from './traffic-plan.js';
+import type { Progress } from '../cli/progress.js';
+import type { RunHealth, Scenario, ScenarioResult, VmBackend, VmHandle } from '../scenario/types.js';
 
-export { GUEST_MAC, type RunOptions } from './run-state.js';
+export { GUEST_MAC } from './run-vms.js';
+
+export interface RunOptions {
+  backend: VmBackend;
+  /** Copy the run's pcaps here (per scenario subfolder). */
+  keepPcapsDir?: string;
+  /** Keep a trace folder of this run (trace.ts). */
+  trace?: TraceOptions;
+  progress?: Progress;
+}
 
 /** Traffic goes on this long after the last hop, so the switchover is never at its edge. */
 const TRAFFIC_TAIL_MS = 500;
-/** Unanswered requests this close to the end of the capture are in flight, not lost: our
- * generators stop on a signal, and a reply here takes well under a millisecond. */
-const IN_FLIGHT_WINDOW_MS = 300;
 const BOOT_TIMEOUT_MS = 60_000;
 
 function emptyResult(s: Scenario, backend: VmBackend['name'], started: number): ScenarioResult {
@@ -38,11 +50,27 @@ function emptyResult(s: Scenario, backend: VmBackend['name'], started: number): 
   };
 }
 
+/** What the runner holds while a scenario runs, and teardown releases. */
+interface Live {
+  s: Scenario;
+  opts: RunOptions;
+  topo: Topology;
+  timeline: Timeline;
+  vms: RunVms;
+  captures: Capture[];
+  fdb?: FdbMonitor;
+  trace?: TraceRecorder;
+}
+
 export async function runScenario(s: Scenario, opts: RunOptions): Promise<ScenarioResult> {
   const started = Date.now();
   const result = emptyResult(s, opts.backend.name, started);
-  const phase = (p: string): void => opts.progress?.phase(p);
-  let run: Run | undefined;
+  const timeline = new Timeline();
+  const phase = (p: string): void => {
+    timeline.phase(p);
+    opts.progress?.phase(p);
+  };
+  let live: Live | undefined;
   try {
     phase('probing backend');
     const features = await opts.backend.probe();
@@ -56,26 +84,27 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<Scenar
     }
     const topo = await createTopology({ layout: s.topology.layout, queues: s.topology.queues });
     phase(`topology up (run ${topo.runId}, ${topo.runDir})`);
-    run = new Run(s, opts, topo);
-    await execute(run, result, phase);
+    const trace = opts.trace ? await TraceRecorder.open(opts.trace, s, topo) : undefined;
+    live = { s, opts, topo, timeline, captures: [], trace, vms: new RunVms(s, opts.backend, topo, timeline, trace?.launchHooks()) };
+    await execute(live, result, phase);
   } catch (e) {
     result.verdict = 'error';
     result.reason = (e as Error).message;
   } finally {
-    if (run) {
+    if (live) {
       phase('tearing down');
-      await teardown(run, result);
+      await teardown(live, result);
     }
     result.wallMs = Date.now() - started;
   }
   return result;
 }
 
-async function execute(run: Run, result: ScenarioResult, phase: (p: string) => void): Promise<void> {
-  const { s, topo } = run;
+async function execute(live: Live, result: ScenarioResult, phase: (p: string) => void): Promise<void> {
+  const { s, topo, timeline, vms, trace } = live;
   phase('booting source');
-  let src = await run.launch('src', topo.tap0, {});
-  await waitGuestReachable(run);
+  let src = await vms.launch('src', topo.tap0, {});
+  await waitGuestReachable(topo);
 
   phase('capturing');
   const pcaps = {
@@ -92,12 +121,18 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     startCapture(topo, 'host', topo.tap0, pcaps.tap0, tapFilter),
     startCapture(topo, 'host', topo.tap1, pcaps.tap1, tapFilter),
   ]);
-  for (const c of started) if (c.status === 'fulfilled') run.captures.push(c.value);
+  for (const c of started) if (c.status === 'fulfilled') live.captures.push(c.value);
   const failed = started.find((c): c is PromiseRejectedResult => c.status === 'rejected');
   if (failed) throw failed.reason;
-  if (topo.layout === 'bridge') run.fdb = await topo.fdbMonitor();
+  trace?.captures([
+    { point: 'client', ns: 'client', iface: topo.clientIface, file: pcaps.client },
+    { point: 'tap0', ns: 'host', iface: topo.tap0, file: pcaps.tap0 },
+    { point: 'tap1', ns: 'host', iface: topo.tap1, file: pcaps.tap1 },
+  ]);
+  if (topo.layout === 'bridge') live.fdb = await topo.fdbMonitor();
 
   const countersBefore = await readKernelCounters(topo);
+  await trace?.topology('before');
   const stalls: RunHealth['engineStalls'] = [];
   // A destination reports its own stalls only until it migrates on: read them before that.
   let unread: VmHandle | undefined;
@@ -106,7 +141,7 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     unread = undefined;
   };
   phase('traffic');
-  const traffic = await startTraffic(run, src);
+  const traffic = await startTraffic(s, topo, src);
   await sleep(s.traffic.migrateAfterMs);
 
   const hops = s.migration.hops ?? 1;
@@ -116,12 +151,29 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
   let dirtyPagesRate: number | undefined;
   let handoverMicros: number | undefined;
   let lastInfo: MigrationInfo = {};
+  const unfired: string[] = [];
+  /** A hop's marks and fault outcomes on the timeline; t0 is hop 1's `migrate`. */
+  const record = (hop: number, r: HopRecord): void => {
+    if (hop === 1 && r.migrateAt !== undefined) timeline.fix(r.migrateAt);
+    timeline.marks(r.marks);
+    for (const f of r.faults) {
+      timeline.mark(f.line, f.t);
+      if (!f.fired) unfired.push(`${f.fault}: ${f.why}`);
+    }
+  };
   result.migration.hops = 0;
   for (let hop = 1; hop <= hops; hop++) {
     phase(hops > 1 ? `migrating (hop ${hop}/${hops})` : 'migrating');
     await readDestinationStalls();
     const dstTap = s.migration.local ? tap : tap === topo.tap0 ? topo.tap1 : topo.tap0;
-    const hopResult = await migrateOnce(run, src, dstTap, hop);
+    const hopResult = await migrateOnce({ s, topo, launch: vms.launch }, src, dstTap, hop).catch((e: unknown) => {
+      if (e instanceof HopError) {
+        record(hop, e.record);
+        throw e.cause;
+      }
+      throw e;
+    });
+    record(hop, hopResult);
     status = hopResult.status;
     lastInfo = hopResult.info;
     stalls.push(...stallsOf(hopResult.info, src, 'source'));
@@ -145,6 +197,7 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
       result.expectations.push({ name: `hop ${hop}: destination runs the guest`, expected: 'RESUME', actual: hopResult.destinationLost, ok: false });
       break;
     }
+    await vms.retire(src);
     src = hopResult.dst;
     unread = src;
     tap = dstTap;
@@ -153,8 +206,10 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
   phase('finishing traffic');
   const flowsDone = await finishTraffic(traffic, Date.now() + TRAFFIC_TAIL_MS);
   const captureStats: Array<{ iface: string; stats: CaptureStats }> = [];
-  for (const c of run.captures.splice(0)) captureStats.push({ iface: c.iface, stats: await c.stop() });
-  const counters = countersDelta(countersBefore, await readKernelCounters(topo));
+  for (const c of live.captures.splice(0)) captureStats.push({ iface: c.iface, stats: await c.stop() });
+  const countersAfter = await readKernelCounters(topo);
+  const counters = countersDelta(countersBefore, countersAfter);
+  trace?.counters({ before: countersBefore, after: countersAfter, delta: counters });
   const gone = await exitedAlready(src);
   if (gone) {
     // The guest did not survive: the migration's failure, never the harness's error.
@@ -166,35 +221,31 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
     topo, delta: counters, captures: captureStats, stalls,
     generators: await Promise.all(traffic.udpSenders.map((u) => u.result)),
   });
-  const fdbMoves = run.fdb ? run.fdb.moves(GUEST_MAC) : [];
-  await run.fdb?.stop();
-  run.fdb = undefined;
-  result.fdbMoves = fdbMoves.map((m) => ({ t: m.t - run.t0, mac: m.mac, port: m.port }));
+  const t0 = timeline.t0 ?? 0;
+  const fdbMoves = live.fdb ? live.fdb.moves(GUEST_MAC) : [];
+  await live.fdb?.stop();
+  live.fdb = undefined;
+  result.fdbMoves = fdbMoves.map((m) => ({ t: m.t - t0, mac: m.mac, port: m.port }));
 
   phase('analyzing');
-  const t0Micros = run.t0 * 1000;
-  const client = await analyzePcap(pcaps.client, { t0Micros, iface: topo.clientIface, inFlightWindowMs: IN_FLIGHT_WINDOW_MS });
-  const targetTap = s.migration.local ? topo.tap0 : topo.tap1;
-  const taps: PcapAnalysis[] = [];
-  for (const [iface, file] of [[topo.tap0, pcaps.tap0], [topo.tap1, pcaps.tap1]] as const) {
-    taps.push(await analyzePcap(file, {
-      t0Micros, iface, seqEvidence: true,
-      // Announces and MAC flapping: the target's. Local migration keeps the TAP: the source
-      // spoke on it until stop; only hop 1 matters.
-      ...(iface !== targetTap ? {} : { guestMac: GUEST_MAC, ...(s.migration.local ? {} : { handoverMicros: handoverMicros ?? Number.MAX_SAFE_INTEGER }) }),
-    }));
-  }
-  const target = taps.find((a) => a.iface === targetTap)!;
-  const causes = lossCausesOf(run, client.flows, taps, result.health);
-  client.flows.forEach((f, i) => { f.lossCauses = causes[i]; });
-  result.traffic = client.flows;
-  result.announces = target.announces;
-  result.macFlapping = !s.migration.local && target.macFlapping;
-  if (flowsDone.ping) crossCheckPing(result, flowsDone.ping);
-  await readGuestCounters(run, src, result);
+  const analysis: CaptureAnalysisInput = {
+    t0Micros: t0 * 1000, inFlightWindowMs: IN_FLIGHT_WINDOW_MS,
+    client: { iface: topo.clientIface, file: pcaps.client },
+    taps: [{ iface: topo.tap0, file: pcaps.tap0 }, { iface: topo.tap1, file: pcaps.tap1 }],
+    targetTap: s.migration.local ? topo.tap0 : topo.tap1, guestMac: GUEST_MAC, local: s.migration.local,
+    ...(handoverMicros !== undefined ? { handoverMicros } : {}),
+    layout: topo.layout, guestIp: topo.guestIp,
+    vmLives: vms.lives(t0).map((l) => ({ ...l, fromMs: Number.isFinite(l.fromMs) ? l.fromMs : null })),
+    senderLogs: [
+      ...(flowsDone.ping ? [pingSenderLog(flowsDone.ping)] : []),
+      ...(await Promise.all(traffic.udpSenders.map((u) => u.result))).map(udpSenderLog),
+    ],
+  };
+  Object.assign(result, await analyzeRunCaptures(analysis, result.health));
+  await readGuestCounters(live.opts.backend, src, result);
 
-  if (run.opts.keepPcapsDir) {
-    const dir = join(run.opts.keepPcapsDir, s.name);
+  if (live.opts.keepPcapsDir) {
+    const dir = join(live.opts.keepPcapsDir, s.name);
     mkdirSync(dir, { recursive: true });
     result.pcaps = Object.entries(pcaps).map(([k, f]) => {
       const to = join(dir, `${k}.pcap`);
@@ -202,29 +253,13 @@ async function execute(run: Run, result: ScenarioResult, phase: (p: string) => v
       return to;
     });
   }
-  result.expectations.push(...checkExpectations(result, effectiveExpectations(s, run.opts.backend.name)));
-  result.expectations.push(...checkFlowsCaptured(s.traffic.flows, result));
-  for (const u of run.unfired) result.expectations.push({ name: 'fault fired', expected: 'fired', actual: u, ok: false });
-  result.verdict = verdictOf(result.expectations);
-  if (result.verdict === 'fail') {
-    result.reason = result.expectations.filter((c) => !c.ok).map((c) => `${c.name}: expected ${c.expected}, got ${c.actual}`).join('; ');
-  }
-  // A guest that died stops reading its TAP: that loss is the crash's, not a slow harness.
-  const bottlenecks = gone ? [] : harnessBottlenecks(result, s.traffic.flows);
-  if (bottlenecks.length) {
-    result.reason = `the harness or the machine was the bottleneck, so this run cannot judge the migration (its expectations ${result.verdict === 'pass' ? 'held' : 'failed'}): ${bottlenecks.join('; ')}`;
-    result.verdict = 'error';
-  }
-}
-
-/** Where each lost packet of the client's flows died: the TAP captures, the counters, and
- * who read which TAP when. */
-function lossCausesOf(run: Run, flows: PcapFlow[], taps: PcapAnalysis[], h: RunHealth): LossCause[][] {
-  return attributeLoss({
-    flows, taps: taps.map((a) => ({ tap: a.iface, seen: a.seen! })), periods: tapPeriods(run.vmLives()),
-    tapTxDropped: Object.fromEntries(h.taps.map((t) => [t.name, t.txDropped])), clientVeth: h.clientVeth,
-    arpUnresolvedDiscards: h.arpUnresolvedDiscards, layout: run.topo.layout, guestIp: run.topo.guestIp,
-  });
+  const judging: JudgeInput = {
+    expectations: effectiveExpectations(s, live.opts.backend.name), flows: s.traffic.flows,
+    runChecks: [...result.expectations], unfired, guestGone: gone !== undefined,
+    ...(flowsDone.ping ? { pingLostSeqs: flowsDone.ping.lostSeqs } : {}),
+  };
+  trace?.judging(analysis, judging);
+  judge(result, judging);
 }
 
 /** Why `vm` is gone, if its process has exited (a QEMU guest that panicked exits: -no-reboot). */
@@ -238,23 +273,23 @@ async function exitedAlready(vm: VmHandle): Promise<string | undefined> {
 }
 
 /** The guest answers a ping from the client: booted and on the network. */
-async function waitGuestReachable(run: Run): Promise<void> {
+async function waitGuestReachable(topo: Topology): Promise<void> {
   const deadline = Date.now() + BOOT_TIMEOUT_MS;
   let last = '';
   while (Date.now() < deadline) {
     try {
-      await run.topo.exec('client', ['ping', '-c', '1', '-W', '1', run.topo.guestIp]);
+      await topo.exec('client', ['ping', '-c', '1', '-W', '1', topo.guestIp]);
       return;
     } catch (e) {
       last = (e as Error).message;
       await sleep(100);
     }
   }
-  throw new Error(`guest ${run.topo.guestIp} did not answer ping within ${BOOT_TIMEOUT_MS / 1000} s: ${last}`);
+  throw new Error(`guest ${topo.guestIp} did not answer ping within ${BOOT_TIMEOUT_MS / 1000} s: ${last}`);
 }
 
-async function readGuestCounters(run: Run, vm: VmHandle, result: ScenarioResult): Promise<void> {
-  if (run.opts.backend.name !== 'engine') return;
+async function readGuestCounters(backend: VmBackend, vm: VmHandle, result: ScenarioResult): Promise<void> {
+  if (backend.name !== 'engine') return;
   const info = await vm.qmp.execute('x-query-guest-net').catch(() => undefined);
   if (!info) return;
   result.guestCounters = info.udp.filter((c) => c.received > 0)
@@ -263,19 +298,19 @@ async function readGuestCounters(run: Run, vm: VmHandle, result: ScenarioResult)
 
 // ---- teardown ------------------------------------------------------------------------------
 
-async function teardown(run: Run, result: ScenarioResult): Promise<void> {
-  const errors: string[] = [];
-  for (const c of run.captures) await c.stop().catch(() => undefined);
-  await run.fdb?.stop().catch(() => undefined);
-  await run.relay?.close().catch(() => undefined);
-  for (const vm of run.vms) await vm.shutdown().catch((e: Error) => errors.push(`${vm.spec.name}: ${e.message}`));
-  await run.topo.teardown().catch((e: Error) => errors.push(e.message));
-  await run.topo.verifyClean().catch((e: Error) => errors.push(e.message));
+async function teardown(live: Live, result: ScenarioResult): Promise<void> {
+  const { topo, trace } = live;
+  for (const c of live.captures) await c.stop().catch(() => undefined);
+  await live.fdb?.stop().catch(() => undefined);
+  // The trace takes the network as the run left it, and the VMs' logs once they have quit;
+  // both live in the run directory, which the topology's teardown removes.
+  await trace?.topology('after');
+  const errors = await live.vms.shutdownAll();
+  trace?.copyRunFiles(live.vms.launched.map((l) => l.vm));
+  await topo.teardown().catch((e: Error) => errors.push(e.message));
+  await topo.verifyClean().catch((e: Error) => errors.push(e.message));
   // Timeline times are absolute until here; the report wants them relative to `migrate`.
-  const origin = run.t0 || run.timeline[0]?.t || 0;
-  result.timeline = run.timeline.sort((a, b) => a.t - b.t).map((e) => ({ ...e, t: e.t - origin }));
-  if (errors.length && result.verdict !== 'error') {
-    result.verdict = 'error';
-    result.reason = `teardown left something behind: ${errors.join('; ')}`;
-  }
+  result.timeline = live.timeline.relative();
+  judgeTeardown(result, errors);
+  await trace?.finish(result, live.timeline, errors);
 }

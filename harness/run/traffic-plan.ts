@@ -1,12 +1,13 @@
 // The scenario's traffic during a run: 1 ms ping and sequenced UDP from the client netns,
 // and the guest's own UDP stream back to the client (VmHandle.guestUdpSend). Flows are
 // bounded in count and time and stopped by the runner; ping's own view is cross-checked
-// against the pcap.
+// against the pcap (judge.ts).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MIGRATION_TIMEOUT_MS, type Run } from './run-state.js';
+import { MIGRATION_TIMEOUT_MS } from './run-vms.js';
+import type { Topology } from '../net/topology.js';
 import { startPing, type PingResult, type PingRun } from '../traffic/ping.js';
 import { startUdpStream, type UdpRun } from '../traffic/udp.js';
-import type { ScenarioResult, VmHandle } from '../scenario/types.js';
+import type { Scenario, VmHandle } from '../scenario/types.js';
 
 const GUEST_UDP_PORT = 5009;
 /** Upper bound on one flow's run time: traffic is stopped by the runner long before. */
@@ -29,8 +30,7 @@ export interface TrafficRuns {
  * whichever is later, so a slow backend's switchover still lands inside the traffic. They
  * are bounded in count and time (TRAFFIC_BOUND_MS) and stopped by the runner.
  */
-export async function startTraffic(run: Run, src: VmHandle): Promise<TrafficRuns> {
-  const { s, topo } = run;
+export async function startTraffic(s: Scenario, topo: Topology, src: VmHandle): Promise<TrafficRuns> {
   const started = Date.now();
   const out: TrafficRuns = { udpSenders: [], udpReceivers: [], minEnd: started + s.traffic.durationMs, guestStreamEnd: started };
   const boundMs = s.traffic.durationMs + TRAFFIC_BOUND_MS;
@@ -71,17 +71,3 @@ export async function finishTraffic(t: TrafficRuns, tailEnd: number): Promise<{ 
   }
   return { ping };
 }
-
-/** iputils' own view (-O) must agree with the pcap: every pcap loss is a ping loss. */
-export function crossCheckPing(result: ScenarioResult, ping: PingResult): void {
-  const icmp = result.traffic.find((f) => f.kind === 'ping');
-  if (!icmp) return;
-  const pingLost = new Set(ping.lostSeqs);
-  const missing = icmp.lostSeqs.filter((q) => !pingLost.has(q));
-  result.expectations.push({
-    name: 'ping output agrees with pcap', expected: 'pcap losses ⊆ ping losses',
-    actual: missing.length ? `pcap-only losses: ${missing.slice(0, 10).join(',')}` : `ping ${ping.lostSeqs.length}, pcap ${icmp.lostSeqs.length}`,
-    ok: missing.length === 0,
-  });
-}
-

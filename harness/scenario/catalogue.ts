@@ -7,7 +7,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InputError, describeGot, didYouMean, quote } from './schema.js';
+import { InputError, describeGot, didYouMean, isPlainObject, quote } from './schema.js';
 import { validateScenario } from './scenario.js';
 import type { Scenario } from './types.js';
 
@@ -92,6 +92,8 @@ export async function loadScenarioFile(path: string): Promise<Scenario> {
       } catch (err) {
         throw new InputError(label, '', `not valid JSON: ${(err as Error).message}`, { cause: err });
       }
+      // "$schema" tells an editor where the JSON Schema is (`switchover schema`); it is no setting.
+      if (isPlainObject(parsed) && typeof parsed.$schema === 'string') delete parsed.$schema;
       return validateScenario(parsed, label);
     }
     case '.js':

@@ -18,7 +18,7 @@ import type {
   BackendFeatures, BackendName, Expectations, FaultPhase, FaultStep, Scenario, UdpTraffic,
 } from './types.js';
 import {
-  type ArraySchema, type Field, InputError, type NumberSchema, type ObjectSchema, type Schema,
+  type ArraySchema, type Field, InputError, type NumberSchema, type ObjectSchema, type Schema, type UnionSchema,
   check, describeGot, didYouMean, isPlainObject, join, mergeDefaults, own, quote, unknownField,
 } from './schema.js';
 
@@ -159,8 +159,8 @@ export const SCENARIO_SCHEMA: ObjectSchema = {
       fields: {
         memMB: req(int(16, 65_536, 'MiB')),
         dirtyRate: req(int(0, 10_000_000, 'pages/s')),
-        startNetworkDelayMs: opt(delayMs),
       },
+      hints: { startNetworkDelayMs: 'neither backend can delay the guest\'s own network; for a network that comes up late use faults: [{ "kind": "pause-destination-tap", "at": "completed", "delayMs": N }] (scenarios/late-guest-network.ts)' },
     }),
     migration: req({
       type: 'object',
@@ -269,17 +269,55 @@ export function validateScenario(input: unknown, where: string): Scenario {
 
 type Override = (s: Scenario, value: string, where: string) => void;
 
-const eachFlow = (kind: 'ping' | 'udp', field: string): Override => (s, value, where) => {
-  const indexes = s.traffic.flows.flatMap((f, i) => (f.kind === kind ? [i] : []));
-  if (!indexes.length) {
-    throw new InputError(where, 'traffic.flows', `expected a ${kind} flow to set ${field} on, got none; add one with traffic.flows=[...]`);
+/** A `--set` short name: what it sets and the value it takes (for `switchover show`), and how. */
+export interface Alias {
+  /** The field it sets; `traffic.flows[ping]` stands for every ping flow. */
+  sets: string;
+  /** The value it takes: the type, bounds and unit. */
+  schema: Schema;
+  /** Its value in `s`; a list when it sets several fields, undefined when it sets none. */
+  get: (s: Scenario) => unknown;
+  apply: Override;
+}
+
+/** The schema of the field at a path of object fields (`guest.memMB`). */
+function schemaAt(path: string): Schema {
+  let schema: Schema = SCENARIO_SCHEMA;
+  for (const key of path.split('.')) {
+    const field: Field | undefined = schema.type === 'object' ? own(schema.fields, key) : undefined;
+    if (!field) throw new Error(`--set alias: the scenario schema has no field ${path}`);
+    schema = field.schema;
   }
-  for (const i of indexes) setPath(s, `traffic.flows[${i}].${field}`, value, where);
+  return schema;
+}
+
+const eachFlow = (kind: 'ping' | 'udp', field: string): Alias => {
+  const flows = schemaAt('traffic.flows') as ArraySchema & { items: UnionSchema };
+  const schema = own(flows.items.variants[kind]!.fields, field)?.schema;
+  if (!schema) throw new Error(`--set alias: a ${kind} flow has no field ${field}`);
+  return {
+    sets: `traffic.flows[${kind}].${field}`, schema,
+    get: (s) => {
+      const v = s.traffic.flows.flatMap((f) => (f.kind === kind ? [(f as unknown as Record<string, unknown>)[field]] : []));
+      return v.length > 1 ? v : v[0];
+    },
+    apply: (s, value, where) => {
+      const indexes = s.traffic.flows.flatMap((f, i) => (f.kind === kind ? [i] : []));
+      if (!indexes.length) {
+        throw new InputError(where, 'traffic.flows', `expected a ${kind} flow to set ${field} on, got none; add one with traffic.flows=[...]`);
+      }
+      for (const i of indexes) setPath(s, `traffic.flows[${i}].${field}`, value, where);
+    },
+  };
 };
-const at = (path: string): Override => (s, value, where) => setPath(s, path, value, where);
+const at = (path: string): Alias => ({
+  sets: path, schema: schemaAt(path),
+  get: (s) => path.split('.').reduce<unknown>((v, k) => (isPlainObject(v) ? v[k] : undefined), s),
+  apply: (s, value, where) => setPath(s, path, value, where),
+});
 
 /** Short names for the settings people change most (issue 6: reproduce a report without editing files). */
-const ALIASES: Record<string, Override> = {
+export const ALIASES: Record<string, Alias> = {
   interval: eachFlow('ping', 'intervalMs'),
   rate: eachFlow('udp', 'rate'),
   direction: eachFlow('udp', 'direction'),
@@ -296,16 +334,21 @@ const ALIASES: Record<string, Override> = {
   'cont-delay': at('migration.contDelayMs'),
   duration: at('traffic.durationMs'),
   'migrate-after': at('traffic.migrateAfterMs'),
-  netpass: (s, value, where) => {
-    const on = parseSwitch(value);
-    if (on === undefined) throw new InputError(where, 'netpass', `expected on or off, got ${describeGot(value)}`);
-    const caps: MigrationCapabilityName[] = s.migration.capabilities.filter((c) => c !== 'netpass');
-    // netpass needs the return path (it waits for VM_STARTED), so turning it on turns that on too.
-    if (on) caps.push(...(caps.includes('return-path') ? [] : ['return-path' as const]), 'netpass');
-    s.migration.capabilities = caps;
+  netpass: {
+    sets: 'migration.capabilities (netpass, with return-path)', schema: bool,
+    get: (s) => s.migration.capabilities.includes('netpass'),
+    apply: (s, value, where) => {
+      const on = parseSwitch(value);
+      if (on === undefined) throw new InputError(where, 'netpass', `expected on or off, got ${describeGot(value)}`);
+      const caps: MigrationCapabilityName[] = s.migration.capabilities.filter((c) => c !== 'netpass');
+      // netpass needs the return path (it waits for VM_STARTED), so turning it on turns that on too.
+      if (on) caps.push(...(caps.includes('return-path') ? [] : ['return-path' as const]), 'netpass');
+      s.migration.capabilities = caps;
+    },
   },
 };
-const PARAM_PREFIXES = ['param.', 'parameter.', 'parameters.'];
+/** `param.NAME` sets migration.parameters.NAME; the first spelling is the one `switchover show` prints. */
+export const PARAM_PREFIXES = ['param.', 'parameter.', 'parameters.'];
 
 /** Every name `--set` accepts at the top: the aliases, `param.NAME`, and dot paths into the scenario. */
 export function overrideKeys(): string[] {
@@ -329,7 +372,7 @@ export function applyOverrides(scenario: Scenario, sets: readonly string[]): Sce
     const where = `--set ${arg}`;
     const prefix = PARAM_PREFIXES.find((p) => key.startsWith(p));
     const alias = own(ALIASES, key);
-    if (alias) alias(s, value, where);
+    if (alias) alias.apply(s, value, where);
     else if (prefix) setPath(s, `migration.parameters.${key.slice(prefix.length)}`, value, where);
     else if (own(SCENARIO_SCHEMA.fields, key.split(/[.[]/)[0]!)) setPath(s, key, value, where);
     else {
@@ -395,7 +438,8 @@ function parseSwitch(raw: string): boolean | undefined {
   return undefined;
 }
 
-const MULTIPLIERS: Record<string, Record<string, number>> = {
+/** The suffixes a `--set` number takes, by unit (`5s` is 5000 ms). */
+export const MULTIPLIERS: Record<string, Record<string, number>> = {
   ms: { '': 1, ms: 1, s: 1000 },
   MiB: { '': 1, m: 1, mib: 1, g: 1024, gib: 1024 },
   'packets/s': { '': 1, k: 1000 },

@@ -2,7 +2,7 @@
 // Deterministic and independent of the order scenarios were named in: sort by name, then deal
 // round-robin, so shard sizes differ by at most one and every machine of a CI matrix computes
 // the same split. The union of shards 1..N is the whole selection; shards are disjoint.
-// Matrix examples for GitHub Actions and GitLab: harness/SHARDING.md.
+// CI templates for GitHub Actions and GitLab: docs/ci/ (harness/SHARDING.md).
 import { InputError } from './schema.js';
 
 export interface Shard {

@@ -1,6 +1,7 @@
 // Shared harness types: what a scenario asks for, what a backend must offer, and what a
 // run produces. The JSON result shape is a contract (see ../shared/DESIGN.md).
 import type { MigrationCapabilityName, MigrationParameters, MigrationStatus } from '../../lib/qmp-protocol.js';
+import type { QmpTranscript } from '../../lib/qmp-client.js';
 
 export type BackendName = 'engine' | 'qemu';
 export type Layout = 'bridge' | 'routed';
@@ -44,7 +45,7 @@ export interface Scenario {
   description: string;                 // one line: what it demonstrates
   topology: { layout: Layout; queues: number; vhost: boolean };
   requires?: { capabilities?: MigrationCapabilityName[]; local?: boolean; vhost?: boolean };
-  guest: { memMB: number; dirtyRate: number; startNetworkDelayMs?: number };
+  guest: { memMB: number; dirtyRate: number };
   migration: {
     capabilities: MigrationCapabilityName[];
     parameters: MigrationParameters;
@@ -163,6 +164,8 @@ export interface ScenarioResult {
   guestCounters?: Array<{ port: number; received: number; missing: number; duplicates: number }>;
   /** Counters of the machine and the harness around the run; absent when the run never got to traffic. */
   health?: RunHealth;
+  /** The run's trace folder (`--trace`), when one was kept. */
+  trace?: string;
 }
 
 /** What the runner asks a backend to start: one VM on one TAP (or handed TAP fds). */
@@ -182,7 +185,6 @@ export interface VmSpec {
   dirtyRate: number;             // pages/s while running
   incoming?: string;             // 'defer' or a URI: started as a migration target
   paused?: boolean;              // -S
-  localMigration?: boolean;      // virtio-net property local-migration (default on)
 }
 
 export interface VmExit { code: number | null; signal: NodeJS.Signals | null }
@@ -190,6 +192,8 @@ export interface VmExit { code: number | null; signal: NodeJS.Signals | null }
 export interface VmHandle {
   spec: VmSpec;
   pid: number;
+  /** The command line it runs, inside the run's netns (without the `ip netns exec` wrapper). */
+  argv: string[];
   /** Connected, capabilities negotiated. */
   qmp: import('../../lib/qmp-client.js').QmpClient;
   logPath: string;
@@ -218,5 +222,8 @@ export interface VmBackend {
   name: BackendName;
   /** Ask the binary what it supports (runs it once; cached per process). */
   probe(): Promise<BackendFeatures>;
-  launch(spec: VmSpec): Promise<VmHandle>;
+  launch(spec: VmSpec, hooks?: LaunchHooks): Promise<VmHandle>;
 }
+
+/** What the runner asks to see of a VM: its QMP conversation from the greeting on. */
+export interface LaunchHooks { qmpTranscript?: QmpTranscript }

@@ -8,7 +8,8 @@
 // API
 //   startPing(topo, { dst, intervalMs, count, waitS? }) -> PingRun { pid, result, stop() }
 //   parsePingOutput(text) -> PingResult
-import { requireTools, signalProcess } from '../net/exec.js';
+import { isIpv4 } from '../../lib/net-addr.js';
+import { neverRan, requireTools, signalProcess } from '../net/exec.js';
 import type { Topology } from '../net/topology.js';
 
 export interface PingReply { seq: number; t: number; ttl: number; rttMs: number; dup: boolean }
@@ -106,7 +107,7 @@ export interface PingRun {
 
 export function startPing(topo: Pick<Topology, 'spawn'>, opts: PingOptions): PingRun {
   requireTools(['ping']);
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.dst)) throw new PingError(`ping destination must be an IPv4 address, got ${JSON.stringify(opts.dst)}`);
+  if (!isIpv4(opts.dst)) throw new PingError(`ping destination must be an IPv4 address, got ${JSON.stringify(opts.dst)}`);
   // iputils keeps whole milliseconds of -i (less is a flood) and reads -c as digits (1e+21 is "invalid argument").
   if (!Number.isInteger(opts.intervalMs) || opts.intervalMs < 1 || !Number.isSafeInteger(opts.count) || opts.count < 1) {
     throw new PingError(`ping needs a whole intervalMs >= 1 and an integer count from 1 to 2^53, got ${opts.intervalMs} and ${opts.count}`);
@@ -114,27 +115,21 @@ export function startPing(topo: Pick<Topology, 'spawn'>, opts: PingOptions): Pin
   const waitS = opts.waitS ?? 1;
   const argv = ['ping', '-i', String(opts.intervalMs / 1000), '-D', '-O', '-c', String(opts.count), '-W', String(waitS), opts.dst];
   const child = topo.spawn('client', argv);
-  let out = '', err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   // Bound in time as well as count: ping's own pacing plus its final wait, with slack.
   const boundMs = opts.count * opts.intervalMs + waitS * 1000 + 10_000;
   const bound = setTimeout(() => void signalProcess(child.pid!, 'SIGINT').catch(() => false), boundMs);
-  const result = new Promise<PingResult>((resolve, reject) => {
-    child.once('error', (e) => { clearTimeout(bound); reject(new PingError(`ping could not start: ${e.message}`, { cause: e })); });
-    child.once('close', (code, signal) => {
-      clearTimeout(bound);
-      // iputils: 0 all answered, 1 some lost, 2 an error (bad address, no route, ...).
-      if (code !== 0 && code !== 1 && !(signal === 'SIGINT' && out)) {
-        reject(new PingError(`${argv.join(' ')} failed (${signal ?? `exit code ${code}`}): ${err.trim() || out.trim() || 'no output'}`));
-        return;
-      }
-      if (!pingStarted(out)) {
-        reject(new PingError(`${argv.join(' ')} did not start (${signal ?? `exit code ${code}`}): ${err.trim() || 'no output'}`));
-        return;
-      }
-      resolve(parsePingOutput(out));
-    });
+  const result = child.then((r): PingResult => {
+    clearTimeout(bound);
+    const why = neverRan(r);
+    if (why) throw new PingError(`ping could not start: ${why}`, { cause: r });
+    const out = String(r.stdout ?? ''), err = String(r.stderr ?? '');
+    const how = r.signal ?? `exit code ${r.exitCode}`;
+    // iputils: 0 all answered, 1 some lost, 2 an error (bad address, no route, ...).
+    if (r.exitCode !== 0 && r.exitCode !== 1 && !(r.signal === 'SIGINT' && out)) {
+      throw new PingError(`${argv.join(' ')} failed (${how}): ${err.trim() || out.trim() || 'no output'}`);
+    }
+    if (!pingStarted(out)) throw new PingError(`${argv.join(' ')} did not start (${how}): ${err.trim() || 'no output'}`);
+    return parsePingOutput(out);
   });
   return {
     pid: child.pid!,

@@ -18,7 +18,8 @@
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { readSeqPayload, SEQ_PAYLOAD_BYTES, writeSeqPayload } from '../../lib/seq-payload.js';
-import { formatIPv4, parseIPv4, UdpSendError, UdpSocket } from '../../lib/udp-socket.js';
+import { intToIp, ipToInt, isIpv4 } from '../../lib/net-addr.js';
+import { UdpSendError, UdpSocket } from '../../lib/udp-socket.js';
 
 export interface UdpFlowSummary {
   /** "ip:port" the datagrams came from. */
@@ -94,7 +95,7 @@ export function parseArgs(argv: readonly string[]): UdpStreamArgs {
     return v;
   };
   const dst = get('dst');
-  if (!dst || !/^\d{1,3}(\.\d{1,3}){3}$/.test(dst) || dst.split('.').some((b) => Number(b) > 255)) {
+  if (!isIpv4(dst)) {
     throw new Error(`udp-stream: --dst must be an IPv4 address, got ${JSON.stringify(dst)}`);
   }
   return {
@@ -169,7 +170,7 @@ export function runStream(args: UdpStreamArgs): Promise<UdpStreamSummary> {
       sock.close();
       throw e;
     }
-    const echoKey = flowKey(parseIPv4(args.dst), args.port);
+    const echoKey = flowKey(ipToInt(args.dst), args.port);
     const flows = new Map<number, FlowCounter>();
     let lastKey = -1, lastFlow: FlowCounter | undefined;
     /** Seqs handed out: the next datagram carries this one. */
@@ -236,7 +237,7 @@ export function runStream(args: UdpStreamArgs): Promise<UdpStreamSummary> {
             lastKey = key;
             lastFlow = flows.get(key);
             if (!lastFlow) {
-              lastFlow = new FlowCounter(`${formatIPv4(sock.recvAddress(i))}:${sock.recvPort(i)}`, key === echoKey);
+              lastFlow = new FlowCounter(`${intToIp(sock.recvAddress(i))}:${sock.recvPort(i)}`, key === echoKey);
               flows.set(key, lastFlow);
             }
           }

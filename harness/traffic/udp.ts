@@ -5,7 +5,7 @@
 //   startUdpStream(topo, { ns?, dst, port?, rate, count, durationMs, listenPort?, lingerMs? })
 //     -> UdpRun { pid, ready: Promise<number /* bound port */>, result: Promise<UdpStreamSummary>, stop() }
 import { fileURLToPath } from 'node:url';
-import { signalProcess } from '../net/exec.js';
+import { neverRan, signalProcess } from '../net/exec.js';
 import type { NsRole, Topology } from '../net/topology.js';
 import type { UdpStreamSummary } from './udp-stream.js';
 
@@ -48,12 +48,11 @@ export function startUdpStream(topo: Pick<Topology, 'spawn'>, opts: UdpStreamOpt
     '--count', String(opts.count), '--duration-ms', String(opts.durationMs), '--listen-port', String(opts.listenPort ?? 0),
     '--linger-ms', String(lingerMs)];
   const child = topo.spawn(opts.ns ?? 'client', argv);
-  let out = '', err = '';
+  let err = '';
   let markReady: (port: number) => void = () => undefined;
   let failReady: (e: Error) => void = () => undefined;
   const ready = new Promise<number>((resolve, reject) => { markReady = resolve; failReady = reject; });
   ready.catch(() => undefined); // a caller that only awaits `result` still sees the failure there
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     err += d;
     const m = /udp-stream: listening on (\d+)/.exec(err);
@@ -61,20 +60,18 @@ export function startUdpStream(topo: Pick<Topology, 'spawn'>, opts: UdpStreamOpt
   });
   // The script bounds itself; this is the backstop if it hangs (the process is wedged).
   const bound = setTimeout(() => void signalProcess(child.pid!, 'SIGKILL').catch(() => false), opts.durationMs + lingerMs + 15_000);
-  const result = new Promise<UdpStreamSummary>((resolve, reject) => {
-    const fail = (e: Error): void => { clearTimeout(bound); failReady(e); reject(e); };
-    child.once('error', (e) => fail(new UdpStreamError(`udp-stream could not start: ${e.message}`, { cause: e })));
-    child.once('close', (code, signal) => {
-      const last = out.trim().split('\n').pop() ?? '';
-      try {
-        if (code !== 0) throw new Error(signal ?? `exit code ${code}`);
-        const summary = JSON.parse(last) as UdpStreamSummary;
-        clearTimeout(bound);
-        resolve(summary);
-      } catch (e) {
-        fail(new UdpStreamError(`udp-stream to ${opts.dst}:${opts.port ?? 7} failed (${(e as Error).message}): ${err.trim() || 'no output'}`, { cause: e }));
-      }
-    });
+  const result = child.then((r): UdpStreamSummary => {
+    clearTimeout(bound);
+    try {
+      const why = neverRan(r);
+      if (why) throw new Error(`could not start: ${why}`);
+      if (r.exitCode !== 0) throw new Error(r.signal ?? `exit code ${r.exitCode}`);
+      return JSON.parse(String(r.stdout).trim().split('\n').pop() ?? '') as UdpStreamSummary;
+    } catch (e) {
+      const failed = new UdpStreamError(`udp-stream to ${opts.dst}:${opts.port ?? 7} failed (${(e as Error).message}): ${err.trim() || 'no output'}`, { cause: e });
+      failReady(failed);
+      throw failed;
+    }
   });
   return {
     pid: child.pid!,

@@ -1,6 +1,7 @@
 // The real-QEMU backend: runs `qemu-system-x86_64` with the guest built by
 // harness/vm/guest/recipe.ts, inside the run's host netns, on the run's TAP, and drives it
-// over QMP exactly as the engine backend drives `switchover vm`.
+// over QMP exactly as the engine backend drives `switchover vm` (both through the one VM-process
+// lifecycle, harness/vm/process.ts; the probes too).
 //
 // - Accelerator: KVM when a guest actually boots under it, else TCG. On nested machines
 //   /dev/kvm can exist while guests hang (or abort setting MSRs), so the probe boots the
@@ -31,18 +32,17 @@
 //   nicProperties(spec) -> the virtio-net-pci properties, typed for device_add
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import { defaultGuestCacheDir, ensureGuest, GUEST_READY_MARKER, type Guest } from './guest/recipe.js';
-import { onExit } from '../net/cleanup.js';
-import { isRoot, privileged, resolveTool, run, signalProcess } from '../net/exec.js';
-import { QmpClient } from '../../lib/qmp-client.js';
+import { isIpv4 } from '../../lib/net-addr.js';
+import { isRoot, run, ToolMissingError } from '../net/exec.js';
+import { launchVm, logTail, VmLaunchError, type VmProcess } from './process.js';
 import { openTapFdsInNetns } from '../net/tap-fds.js';
-import type { BackendFeatures, GuestUdpSend, VmBackend, VmExit, VmHandle, VmSpec } from '../scenario/types.js';
+import type { BackendFeatures, GuestUdpSend, LaunchHooks, VmBackend, VmExit, VmHandle, VmSpec } from '../scenario/types.js';
 
 export type Accelerator = 'kvm' | 'tcg';
 
@@ -67,7 +67,7 @@ export interface QemuVmHandle extends VmHandle {
 
 export interface QemuBackend extends VmBackend {
   name: 'qemu';
-  launch(spec: VmSpec): Promise<QemuVmHandle>;
+  launch(spec: VmSpec, hooks?: LaunchHooks): Promise<QemuVmHandle>;
   waitBooted(vm: QemuVmHandle, timeoutMs?: number): Promise<void>;
   accelerator(): Promise<Accelerator>;
 }
@@ -95,10 +95,10 @@ export function qemuBackend(opts: QemuBackendOptions = {}): QemuBackend {
     name: 'qemu',
     accelerator: getAccel,
     probe: () => (features ??= probeFeatures(binary, getAccel)),
-    async launch(spec) {
+    async launch(spec, hooks = {}) {
       const [g, a] = await Promise.all([getGuest(), getAccel()]);
       const passFds = !!opts.passTapFds && !spec.tap.incomingFds;
-      const vm = await startVm(spec, qemuArgv(spec, { binary: resolveBinary(binary), accel: a, guest: g, passTapFds: passFds }), a);
+      const vm = await startVm(spec, qemuArgv(spec, { binary: resolveBinary(binary), accel: a, guest: g, passTapFds: passFds }), a, hooks);
       try {
         if (passFds) await plugNicWithPassedFds(vm);
         if (!spec.paused && !spec.incoming) {
@@ -121,7 +121,7 @@ export function qemuBackend(opts: QemuBackendOptions = {}): QemuBackend {
       }
       const why = exited ? `QEMU exited (code ${exited.code}, signal ${exited.signal})` : `no ${GUEST_READY_MARKER} within ${timeoutMs} ms`;
       throw new Error(`guest ${vm.spec.name} did not boot: ${why} under ${vm.accelerator}; `
-        + `see ${vm.consoleLog} and ${vm.logPath}:\n${tail(readText(vm.logPath))}${tail(readText(vm.consoleLog))}`);
+        + `see ${vm.logPath}:\n${logTail(vm.logPath)}\nand ${vm.consoleLog}:\n${logTail(vm.consoleLog)}`);
     },
   };
   return backend;
@@ -138,7 +138,6 @@ export function nicProperties(spec: VmSpec): Record<string, string | number | bo
     romfile: '',
     // 2 vectors per queue pair, plus config and control (docs/system/devices/net.rst).
     ...(spec.tap.queues > 1 ? { mq: true, vectors: 2 * spec.tap.queues + 2 } : {}),
-    ...(spec.localMigration !== undefined ? { 'local-migration': spec.localMigration } : {}),
   };
 }
 
@@ -181,7 +180,7 @@ function controlPath(spec: VmSpec): string { return join(spec.runDir, `${spec.na
  * control line, with the host's clock so the payload times read on the host's timeline.
  */
 async function guestUdpSend(spec: VmSpec, o: GuestUdpSend): Promise<void> {
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(o.dst) || ![o.port, o.rate, o.count].every(Number.isInteger)) {
+  if (!isIpv4(o.dst) || ![o.port, o.rate, o.count].every(Number.isInteger)) {
     throw new Error(`guest stream for ${spec.name}: dst must be an IPv4 address and port, rate, count integers, got ${JSON.stringify(o)}`);
   }
   const hostUs = Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -218,51 +217,13 @@ function resolveBinary(binary: string): string {
   return binary.includes('/') ? resolvePath(binary) : binary;
 }
 
-async function startVm(spec: VmSpec, argv: string[], accel: Accelerator): Promise<QemuVmHandle> {
-  const logPath = join(spec.runDir, `${spec.name}.qemu.log`);
-  const consoleLog = consolePath(spec);
-  const [file, ...args] = privileged(['ip', 'netns', 'exec', spec.netns, ...argv]);
-  const logFd = openSync(logPath, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(resolveTool(file!), args, { stdio: ['ignore', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-  const exited = new Promise<VmExit>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', () => resolve({ code: null, signal: null }));
+/** QEMU in the run's host netns, through the one VM-process lifecycle (process.ts). */
+async function startVm(spec: VmSpec, argv: string[], accel: Accelerator, hooks: LaunchHooks): Promise<QemuVmHandle> {
+  const vm = await launchVm({
+    name: spec.name, argv, netns: spec.netns, logPath: join(spec.runDir, `${spec.name}.qemu.log`), qmpPath: qmpPath(spec),
+    connectTimeoutMs: QMP_CONNECT_TIMEOUT_MS, quitTimeoutMs: QUIT_GRACE_MS, qmpTranscript: hooks.qmpTranscript,
   });
-  const unregister = onExit(() => kill('SIGKILL'));
-  void exited.then(unregister);
-  async function kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      await signalProcess(child.pid, signal);
-    }
-    await exited;
-  }
-  let qmp: QmpClient;
-  try {
-    qmp = await Promise.race([
-      QmpClient.connect(qmpPath(spec), { timeoutMs: QMP_CONNECT_TIMEOUT_MS }),
-      exited.then((x): never => {
-        throw new Error(`QEMU for ${spec.name} exited (code ${x.code}, signal ${x.signal}) before its QMP socket answered`);
-      }),
-    ]);
-  } catch (e) {
-    await kill();
-    throw new Error(`could not start QEMU for ${spec.name}: ${(e as Error).message}; its log ${logPath}:\n${tail(readText(logPath))}`, { cause: e });
-  }
-  return {
-    spec, pid: child.pid!, qmp, logPath, consoleLog, accelerator: accel, exited, kill,
-    guestUdpSend: (o) => guestUdpSend(spec, o),
-    async shutdown() {
-      await qmp.execute('quit', undefined, { timeoutMs: QUIT_GRACE_MS }).catch(() => undefined);
-      const gone = await Promise.race([exited.then(() => true), sleep(QUIT_GRACE_MS).then(() => false)]);
-      if (!gone) await kill('SIGKILL');
-      await qmp.close();
-    },
-  };
+  return { ...vm, spec, consoleLog: consolePath(spec), accelerator: accel, guestUdpSend: (o) => guestUdpSend(spec, o) };
 }
 
 /** libvirt's way: the harness opens the TAP, QEMU gets the fds by name (monitor/fds.c). */
@@ -303,16 +264,19 @@ async function probeAccelerator(binary: string, guest: Guest, cacheDir: string):
   }
   const dir = await mkdtemp(join(tmpdir(), 'switchover-kvm-probe-'));
   const log = join(dir, 'console.log');
-  const child = spawn(resolveBinary(binary), [
-    '-nodefaults', '-nographic', '-no-user-config', '-machine', 'pc', '-accel', 'kvm', '-m', '128M',
-    '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', 'console=ttyS0 quiet panic=-1',
-    '-serial', `file:${log}`,
-  ], { stdio: 'ignore' });
-  const exited = new Promise<void>((r) => { child.once('exit', () => r()); child.once('error', () => r()); });
-  let done = false;
-  void exited.then(() => { done = true; });
   let verdict: Accelerator = 'tcg';
+  let vm: VmProcess | undefined;
   try {
+    vm = await launchVm({
+      name: 'kvm-probe', logPath: join(dir, 'qemu.log'), qmpPath: join(dir, 'probe.qmp'), connectTimeoutMs: KVM_PROBE_TIMEOUT_MS,
+      argv: [
+        resolveBinary(binary), '-nodefaults', '-nographic', '-no-user-config', '-machine', 'pc', '-accel', 'kvm', '-m', '128M',
+        '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', 'console=ttyS0 quiet panic=-1',
+        '-serial', `file:${log}`, '-qmp', `unix:${join(dir, 'probe.qmp')},server=on,wait=off`,
+      ],
+    });
+    let done = false;
+    void vm.exited.then(() => { done = true; });
     const deadline = Date.now() + KVM_PROBE_TIMEOUT_MS;
     while (Date.now() < deadline && !done) {
       if (readText(log).includes(GUEST_READY_MARKER)) {
@@ -321,9 +285,10 @@ async function probeAccelerator(binary: string, guest: Guest, cacheDir: string):
       }
       await sleep(POLL_MS);
     }
+  } catch (e) {
+    if (!(e instanceof VmLaunchError)) throw e; // QEMU refused -accel kvm: TCG it is
   } finally {
-    child.kill('SIGKILL');
-    await exited;
+    await vm?.kill();
     await rm(dir, { recursive: true, force: true });
   }
   await mkdir(cacheDir, { recursive: true });
@@ -340,23 +305,17 @@ async function qemuVersion(binary: string): Promise<string> {
 async function probeFeatures(binary: string, accelerator: () => Promise<Accelerator>): Promise<BackendFeatures> {
   const dir = await mkdtemp(join(tmpdir(), 'switchover-qemu-probe-'));
   const sock = join(dir, 'probe.qmp');
-  const child = spawn(resolveBinary(binary), [
-    '-S', '-nodefaults', '-display', 'none', '-no-user-config', '-machine', 'none',
-    '-qmp', `unix:${sock},server=on,wait=off`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const exited = new Promise<void>((r) => { child.once('exit', () => r()); child.once('error', () => r()); });
-  const spawnError = new Promise<never>((_, reject) => child.once('error', (e) => reject(
-    new Error(`${binary} could not be started (${e.message}): install qemu-system-x86 or pass --qemu PATH`, { cause: e }))));
-  let qmp: QmpClient | undefined;
+  let vm: VmProcess | undefined;
   try {
-    qmp = await Promise.race([QmpClient.connect(sock, { timeoutMs: QMP_CONNECT_TIMEOUT_MS }), spawnError]);
-    const v = qmp.greeting.QMP.version.qemu;
-    const caps = await qmp.execute('query-migrate-capabilities');
-    const params = await qmp.execute('query-migrate-parameters');
-    const schema = await qmp.execute('query-qmp-schema', undefined, { timeoutMs: 30_000 });
-    await qmp.execute('quit').catch(() => undefined);
+    vm = await launchVm({
+      name: 'probe', logPath: join(dir, 'qemu.log'), qmpPath: sock, connectTimeoutMs: QMP_CONNECT_TIMEOUT_MS, quitTimeoutMs: QUIT_GRACE_MS,
+      argv: [resolveBinary(binary), '-S', '-nodefaults', '-display', 'none', '-no-user-config', '-machine', 'none', '-qmp', `unix:${sock},server=on,wait=off`],
+    });
+    const v = vm.qmp.greeting.QMP.version.qemu;
+    const caps = await vm.qmp.execute('query-migrate-capabilities');
+    const params = await vm.qmp.execute('query-migrate-parameters');
+    const schema = await vm.qmp.execute('query-qmp-schema', undefined, { timeoutMs: 30_000 });
+    await vm.shutdown();
     return {
       accelerator: await accelerator(),
       version: `${v.major}.${v.minor}.${v.micro}`,
@@ -366,11 +325,11 @@ async function probeFeatures(binary: string, accelerator: () => Promise<Accelera
       vhost: vhostUsable(),
     };
   } catch (e) {
-    throw new Error(`probing ${basename(binary)} failed: ${(e as Error).message}${stderr ? `; it said: ${stderr.trim()}` : ''}`, { cause: e });
+    if (e instanceof ToolMissingError) throw e;
+    const hint = e instanceof VmLaunchError ? ` (is it a working qemu-system-x86_64? install qemu-system-x86, or pass --qemu PATH)` : '';
+    throw new Error(`probing ${basename(binary)} failed${hint}: ${(e as Error).message}`, { cause: e });
   } finally {
-    await qmp?.close();
-    child.kill('SIGKILL');
-    await exited;
+    await vm?.kill();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -392,9 +351,4 @@ function readText(path: string): string {
   } catch {
     return '';
   }
-}
-
-function tail(text: string, lines = 15): string {
-  const t = text.trimEnd();
-  return t ? t.split('\n').slice(-lines).join('\n') + '\n' : '';
 }

@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QmpClient, QmpError, QmpProtocolError, QmpTimeoutError } from '../qmp-client.js';
+import { nowMs, QmpClient, QmpError, QmpProtocolError, QmpTimeoutError, type QmpTranscriptEntry } from '../qmp-client.js';
 
 const GREETING = { QMP: { version: { qemu: { micro: 0, minor: 2, major: 10 }, package: 'fake' }, capabilities: ['oob'] } };
 type Handler = (req: { execute: string; arguments?: Record<string, unknown>; id?: unknown }, sock: Socket) => void;
@@ -97,6 +97,36 @@ test('events are recorded with both timestamps; waitEvent sees past (since) and 
   const err = await qmp.waitEvent('STOP', undefined, 150).catch((e: Error) => e);
   assert.instance(err, QmpTimeoutError);
   await qmp.close();
+});
+
+test('the transcript sees greeting, commands, replies and events in order, on the harness clock', async () => {
+  const path = fakeServer((req, sock) => {
+    reply(sock, event('MIGRATION', { status: 'active' }));
+    reply(sock, { return: {}, id: req.id });
+  });
+  const lines: QmpTranscriptEntry[] = [];
+  const before = nowMs();
+  const qmp = await QmpClient.connect(path, { transcript: (e) => lines.push(e) });
+  await qmp.execute('migrate', { uri: 'unix:/x' });
+  await qmp.close();
+  assert.equal(lines.map((l) => l.dir), ['greeting', 'command', 'reply', 'command', 'event', 'reply']);
+  assert.equal(lines[0]!.msg, GREETING);
+  assert.equal(lines[3]!.msg, { execute: 'migrate', id: 'so-2', arguments: { uri: 'unix:/x' } });
+  assert.equal((lines[4]!.msg as { data: unknown }).data, { status: 'active' });
+  const ts = lines.map((l) => l.t);
+  assert.ok(ts.every((t, i) => t >= before && (i === 0 || t >= ts[i - 1]!) && t <= nowMs()), `times ${ts.join(', ')}`);
+  // The recorded events are a union narrowed by name: data.status is typed only for MIGRATION.
+  assert.equal(qmp.events.map((e) => (e.event === 'MIGRATION' ? e.data.status : e.event)), ['active']);
+  // Arguments follow lib/qmp-protocol.ts (never called: the build checks these lines).
+  const typed = (): unknown[] => [
+    // @ts-expect-error migrate needs its uri
+    qmp.execute('migrate'),
+    // @ts-expect-error query-status takes no arguments
+    qmp.execute('query-status', { x: 1 }),
+    qmp.execute('migrate-set-parameters', {}),
+    qmp.execute('quit', undefined, { timeoutMs: 1 }),
+  ];
+  assert.type(typed, 'function');
 });
 
 test('a malformed reply fails that command only; the next one works', async () => {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readSeqPayload, SEQ_PAYLOAD_BYTES, writeSeqPayload } from '../seq-payload.js';
+import { readSeq, readSeqPayload, SEQ_PAYLOAD_BYTES, writeSeqPayload } from '../seq-payload.js';
 
 const EDGES = [0, 1, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0001, 1_796_166_174_706_303, Number.MAX_SAFE_INTEGER];
 
@@ -14,6 +14,7 @@ test('the payload is seq then send time, each a big-endian u64, as Node writes B
       node.writeBigUInt64BE(BigInt(timeUs), 8);
       assert.equal(ours, node, `seq ${seq}, time ${timeUs}`);
       assert.equal(readSeqPayload(node, 0), { seq, timeUs });
+      assert.is(readSeq(node, 0), seq);
     }
   }
   assert.is(SEQ_PAYLOAD_BYTES, 16);
@@ -32,6 +33,8 @@ test('a negative value or one past the buffer is refused, not wrapped', () => {
   assert.throws(() => writeSeqPayload(Buffer.alloc(16), 0, -1, 0), RangeError);
   assert.throws(() => writeSeqPayload(Buffer.alloc(16), 1, 0, 0), RangeError);
   assert.throws(() => readSeqPayload(Buffer.alloc(15), 0), RangeError);
+  assert.throws(() => readSeq(Buffer.alloc(7), 0), RangeError);
+  assert.is(readSeq(Buffer.from([0, 0, 0, 0, 0, 0, 0, 9]), 0), 9, 'the seq alone needs only its 8 bytes');
 });
 
 test.run();

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readSeqPayload, SEQ_PAYLOAD_BYTES, writeSeqPayload } from '../seq-payload.js';
-import { formatIPv4, parseIPv4, UdpSendError, UdpSocket, UdpSocketError } from '../udp-socket.js';
+import { UdpSendError, UdpSocket, UdpSocketError } from '../udp-socket.js';
 
 const LOOPBACK = 0x7f00_0001;
 
@@ -100,22 +100,13 @@ test('errors name the call, the errno text and what to check', () => {
     assert.throws(() => a.send(3, 2, 16), /outside the 4 slots of 2048 bytes/);
     assert.throws(() => a.send(0, 1, 5000), RangeError);
     assert.throws(() => UdpSocket.open({ batch: 0 }), /batch must be an integer from 1 to 1024/);
-    assert.throws(() => c.setDestination('localhost', 9), /not an IPv4 address: "localhost"/);
+    assert.throws(() => c.setDestination('localhost', 9), /invalid IPv4 address 'localhost'/);
   } finally {
     close();
     c.close();
   }
   c.close();
   assert.throws(() => c.receive(), /is closed/);
-});
-
-test('IPv4 text and u32 convert both ways; bad text is refused', () => {
-  assert.is(parseIPv4('127.0.0.1'), LOOPBACK);
-  assert.is(parseIPv4('255.255.255.255'), 0xffff_ffff);
-  assert.is(formatIPv4(parseIPv4('192.168.100.2')), '192.168.100.2');
-  for (const bad of ['1.2.3', '256.1.1.1', ' 1.2.3.4', '1.2.3.4.5', '1..2.3', '-1.2.3.4']) {
-    assert.throws(() => parseIPv4(bad), /not an IPv4 address/, bad);
-  }
 });
 
 test.run();

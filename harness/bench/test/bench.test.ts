@@ -9,17 +9,19 @@ import { main, type BenchReport } from '../main.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'swbt-'));
 
-test('bench --only analyzer on 20,000 packets: rows, ratio and correctness in the JSON', async () => {
+test('bench --only analyzer on 20,000 packets: rows, ratio and correctness in the JSON, for pcap and pcapng', async () => {
   const file = join(tmp, 'bench.json');
   assert.is(await main(['--only', 'analyzer', '--packets', '20000', '--json', file]), 0);
   const r = JSON.parse(readFileSync(file, 'utf8')) as BenchReport;
   assert.ok(r.machine.cpus > 0 && r.date.length > 0);
   assert.ok(r.rows.every((x) => x.section === 'analyzer'));
-  const vs = r.rows.find((x) => x.measure === 'analyzer, whole process')!;
-  assert.is(vs.peer?.name, 'tcpdump -nn -r');
-  assert.ok(vs.value! > 0 && vs.peer!.value! > 0 && vs.ratio! > 0);
-  assert.is(r.rows.find((x) => x.measure === 'analyzer finds the planted loss and delay')!.value, 1);
-  assert.ok(r.rows.find((x) => x.measure === 'analyzer peak RSS (VmHWM)')!.value! > 0);
+  for (const format of ['pcap', 'pcapng']) {
+    const vs = r.rows.find((x) => x.measure === `analyzer, whole process (${format})`)!;
+    assert.is(vs.peer?.name, 'tcpdump -nn -r');
+    assert.ok(vs.value! > 0 && vs.peer!.value! > 0 && vs.ratio! > 0);
+    assert.is(r.rows.find((x) => x.measure === `analyzer finds the planted loss and delay (${format})`)!.value, 1, format);
+    assert.ok(r.rows.find((x) => x.measure === `analyzer peak RSS (VmHWM, ${format})`)!.value! > 0);
+  }
 });
 
 test('bench refuses an unknown section and a bad --packets', async () => {

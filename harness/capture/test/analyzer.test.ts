@@ -1,25 +1,21 @@
-// The analyzer against captures with known truth: real pcaps recorded by
-// fixtures/make-pcaps.ts (truth from ping / the UDP peer), and synthetic ones for cases a
-// real run cannot produce on demand (announces, MAC flapping, duplicates, seq wrap).
+// The analyzer against captures with known truth: real captures recorded by
+// fixtures/make-pcaps.ts (truth from ping / the UDP peer / nftables counters), and synthetic
+// ones for cases a real run cannot produce on demand (announces, MAC flapping, duplicates, seq
+// wrap). Several capture points, and holes in the request stream: capture-points.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { analyzePcap, combineAnalyses } from '../analyzer.js';
-import type { FixtureTruth } from '../../../fixtures/make-pcaps.js';
+import { analyzeCaptures, analyzePcap } from '../analyzer.js';
 import { announceFrame, ethernet, icmpEcho, ipv4, sll2, udpStream, writePcap } from '../../../fixtures/pcap-synth.js';
-import { ETHERTYPE_IPV4 } from '../pcap-reader.js';
+import { ETHERTYPE_IPV4 } from '../../../lib/net-addr.js';
+import { analyzeFixture, assertTruth, loadTruths } from './fixture-truth.js';
 
-const root = fileURLToPath(new URL('../../../../', import.meta.url));
-const fixtures = join(root, 'fixtures', 'pcaps');
 const tmp = mkdtempSync(join(tmpdir(), 'swpcap-'));
+const truths = loadTruths();
 
-const truths = readdirSync(fixtures).filter((f) => f.endsWith('.json'))
-  .map((f) => JSON.parse(readFileSync(join(fixtures, f), 'utf8')) as FixtureTruth);
-
-test('the fixture set covers loss, delay, in flight, UDP both ways, SLL and SLL2', () => {
+test('the fixture set covers loss, delay, in flight, holes, UDP both ways, SLL, SLL2 and a two-interface pcapng', () => {
   const kinds = new Set(truths.map((t) => `${t.kind}/${t.mode}`));
   assert.ok(kinds.has('ping/request-reply') && kinds.has('udp/request-reply') && kinds.has('udp/one-way'));
   const links = new Set(truths.map((t) => t.linkType));
@@ -27,23 +23,16 @@ test('the fixture set covers loss, delay, in flight, UDP both ways, SLL and SLL2
   assert.ok(truths.some((t) => t.lostSeqs.length > 0));
   assert.ok(truths.some((t) => t.delayedSeqs.length > 0));
   assert.ok(truths.some((t) => t.inFlightSeqs.length > 0));
+  assert.ok(truths.some((t) => t.notOnWireSeqs?.length && t.senderLog));
+  assert.ok(truths.some((t) => t.pcap.endsWith('.pcapng') && t.split && t.lastSeen));
 });
 
 for (const truth of truths) {
-  test(`${truth.pcap}: lost, delayed and in-flight sets equal the ground truth`, async () => {
-    const a = await analyzePcap(join(fixtures, truth.pcap));
+  test(`${truth.pcap}: lost, delayed, in-flight and not-on-wire sets equal the ground truth`, async () => {
+    const a = await analyzeFixture(truth);
     assert.is(a.linkType, truth.linkType);
     assert.is(a.truncated, false);
-    const flows = a.flows.filter((f) => f.kind === truth.kind && f.mode === truth.mode);
-    assert.is(flows.length, 1, `flows: ${a.flows.map((f) => f.flow).join('; ')}`);
-    const f = flows[0]!;
-    assert.is(f.sent, truth.sent, 'sent');
-    assert.equal(f.lostSeqs, truth.lostSeqs, 'lost');
-    assert.equal(f.delayedSeqs, truth.delayedSeqs, 'delayed');
-    assert.equal(f.inFlightSeqs, truth.inFlightSeqs, 'in flight');
-    assert.is(f.reordered, truth.reordered, 'reordered');
-    assert.is(f.lost, truth.lostSeqs.length);
-    assert.is(f.received + f.lost + f.inFlight, f.sent);
+    const f = assertTruth(a, truth);
     if (truth.lostSeqs.length || truth.delayedSeqs.length) {
       assert.ok(f.outageMs > 0 && f.outageStartMs !== null && f.outageEndMs! > f.outageStartMs);
       assert.ok(f.maxGapMs > f.baselineRttMs, 'a loss or delay leaves a gap between replies');
@@ -148,7 +137,7 @@ test('synthetic: announce timeline and MAC flapping before handover', async () =
   await analyzePcap(file, { guestMac: 'nope' }).then(() => assert.unreachable('bad MAC accepted'), (e: Error) => {
     assert.match(e.message, /not a MAC address/);
   });
-  assert.throws(() => combineAnalyses([]), /no analyses/);
+  await analyzeCaptures([]).then(() => assert.unreachable('no files accepted'), (e: Error) => assert.match(e.message, /no capture files/));
 });
 
 test('synthetic: one-way UDP stream judged by gaps, latency from the sender clock', async () => {
@@ -196,16 +185,6 @@ test('synthetic SLL2 (-i any): a forwarded packet seen on two interfaces counts 
   assert.is(f.duplicates, 0);
   assert.is(f.duplicateRequests, 0);
   assert.is(f.otherInterfaceCopies, 99);
-});
-
-test('combineAnalyses keeps flows per capture point and merges announces in time order', async () => {
-  const a = await analyzePcap(join(fixtures, truths[0]!.pcap), { iface: 'client' });
-  const b = await analyzePcap(join(tmp, 'announce.pcap'), { iface: 'tap1' });
-  const c = combineAnalyses([a, b]);
-  assert.is(c.flows.length, a.flows.length + b.flows.length);
-  assert.ok(c.flows[0]!.flow.startsWith('client: '));
-  assert.is(c.announces.length, 3);
-  assert.is(c.packets, a.packets + b.packets);
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { announceFrame, ethernet, icmpEcho, ipv4, writePcap } from '../../../fixtures/pcap-synth.js';
 import { attributeLoss, tapPeriods, type LossEvidence, type TapPeriod, type VmLife } from '../loss-causes.js';
 import { analyzePcap, type PcapFlow, type SeqEvidence } from '../analyzer.js';
-import { ETHERTYPE_IPV4 } from '../pcap-reader.js';
+import { ETHERTYPE_IPV4 } from '../../../lib/net-addr.js';
 import type { LossCause } from '../../scenario/types.js';
 
 const GUEST = '192.168.100.2';
@@ -20,7 +20,7 @@ function flow(name: string, lostSeqs: number[], o: Partial<PcapFlow> = {}): Pcap
     kind: 'udp', flow: name, mode: 'request-reply', sender: CLIENT, sent: 1000, received: 1000 - lostSeqs.length,
     lost: lostSeqs.length, lostSeqs, delayed: 0, delayedSeqs: [], maxAddedLatencyMs: 0, duplicates: 0, reordered: 0,
     outageMs: 0, outageStartMs: null, outageEndMs: null, maxGapMs: 1, inFlight: 0, inFlightSeqs: [], baselineRttMs: 0.1,
-    orphanReplies: 0, duplicateRequests: 0, otherInterfaceCopies: 0, ...o,
+    orphanReplies: 0, duplicateRequests: 0, otherInterfaceCopies: 0, notOnWire: 0, notOnWireSeqs: [], ...o,
   };
 }
 
@@ -125,6 +125,18 @@ test('reply-lost: the VM answered on a TAP, the client never saw it; one-way str
   assert.equal(brief(causes[1]!), [['reply-lost', 'tap1', undefined, 1], ['not-on-wire', 'guest', undefined, 1]]);
   // A client stream's gap on the client side never went out, unless a TAP saw it after all.
   assert.equal(brief(causes[2]!), [['not-on-wire', 'vc', undefined, 1], ['unknown', 'vc', undefined, 1]]);
+});
+
+test('a hole in the client\'s request stream that no TAP saw never left the client: not-on-wire, outside every counter', () => {
+  const periods: TapPeriod[] = [{ tap: 'tap0', vm: 'src', fromMs: -1000, state: 'running' }];
+  const taps = [{ tap: 'tap0', seen: new Map([['f', seen([...range(0, 10), 12], range(0, 10))]]) }];
+  // 10..14 lost: 10, 11, 13 and 14 are holes ping logged as sent; 12 reached tap0 after all.
+  const [causes] = attributeLoss(evidence({
+    flows: [flow('f', range(10, 15), { notOnWire: 4, notOnWireSeqs: [10, 11, 13, 14] })], periods, taps,
+    clientVeth: { name: 'vc', txDropped: 5 }, tapTxDropped: { tap0: 5 },
+  }));
+  assert.equal(brief(causes!), [['not-on-wire', 'vc', undefined, 4], ['tap-queue', 'tap0', 'running-too-slow', 1]]);
+  assert.equal(causes![0]!.seqs, [10, 11, 13, 14]);
 });
 
 test('on no TAP: the client veth, then (routed only) the host ARP queue, each within its counter', () => {

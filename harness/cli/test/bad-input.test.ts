@@ -9,7 +9,7 @@
 //   D9  a run without root or sudo leaves no run dir
 //   D10 undecoded link types are named; zeros after the records are reported, not read
 //   D11 a 1 MB unknown key: bounded CPU and memory, a clipped message
-//   D12 throw 42, an import error, --repeat -1, --shard -1/4, analyze DIR
+//   D12 throw 42, an import error, --repeat -1, --shard -1/4, analyze DIR without captures
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { saveBaseline } from '../../verdict/baseline.js';
 import { loadScenarioFile } from '../../scenario/catalogue.js';
-import { whichTool } from '../../net/exec.js';
+import { start, whichTool } from '../../net/exec.js';
 import { OutputError, writeOutput } from '../output-paths.js';
 import { SCENARIO_SCHEMA, defineScenario } from '../../scenario/scenario.js';
 import { InputError, type Schema } from '../../scenario/schema.js';
@@ -82,13 +82,13 @@ test('D1: every number in the scenario schema has a lower and an upper bound', (
 
 test('D1: a ping that cannot start is an error, never "some packets lost"', async () => {
   // The real iputils ping with the count the old harness passed: "invalid argument", exit 1.
-  const topo = { spawn: () => spawn('ping', ['-c', '1.06e+304', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] }) };
+  const topo = { spawn: () => start(['ping', '-c', '1.06e+304', '127.0.0.1']) };
   const run = startPing(topo as never, { dst: '127.0.0.1', intervalMs: 1, count: 1 });
   await run.result.then(
     () => assert.unreachable('a ping that exited with "invalid argument" gave a result'),
     (e: Error) => {
       assert.instance(e, PingError);
-      assert.match(e.message, /did not start \(exit code 1\): ping: invalid argument: '1\.06e\+304'/);
+      assert.match(e.message, /did not start \(exit code 1\): (\/\S+\/)?ping: invalid argument: '1\.06e\+304'/);
     });
   assert.ok(pingStarted('PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.\n'));
   assert.throws(() => startPing(topo as never, { dst: '127.0.0.1', intervalMs: 1e-300, count: 1 }), /whole intervalMs >= 1/);
@@ -282,10 +282,13 @@ test('D12: --repeat -1 and --shard -1/4 get their own messages, not "argument is
   nothingBuilt('negative numbers');
 });
 
-test('D12: a directory given to analyze is named', async () => {
-  const r = await cli(['analyze', work]);
+test('D12: a directory with no capture in it, given to analyze, is named', async () => {
+  // A folder is read as its *.pcap and *.pcapng files (issue 15): this one holds none.
+  const dir = join(work, 'no-captures');
+  mkdirSync(dir);
+  const r = await cli(['analyze', dir]);
   assert.is(r.code, 2);
-  assert.is(r.stderr, `switchover analyze: ${work} is a directory; give a pcap file in it\n`);
+  assert.is(r.stderr, `switchover analyze: ${dir} holds no *.pcap or *.pcapng file; give capture files, or a folder of them\n`);
 });
 
 test.after(() => rmSync(work, { recursive: true, force: true }));

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommandError, PRIVILEGED_COMMANDS, ToolMissingError, privileged, requireTools, run, isRoot } from '../exec.js';
+import { CommandError, PRIVILEGED_COMMANDS, ToolMissingError, commandFailure, neverRan, privileged, requireTools, run, isRoot, start } from '../exec.js';
 
 test('a missing tool names its Debian package (PATH without tcpdump)', async () => {
   const bin = mkdtempSync(join(tmpdir(), 'so-path-'));
@@ -36,6 +36,23 @@ test('arguments reach the program verbatim, never through a shell', async () => 
   const hostile = '$(id); rm -rf / `id` | cat > x';
   const r = await run([process.execPath, '-e', 'process.stdout.write(process.argv[1])', hostile]);
   assert.is(r.stdout, hostile);
+});
+
+test('start(): output as it comes and in the result, the exit never thrown; a program that cannot run says why', async () => {
+  const argv = [process.execPath, '-e', 'process.stderr.write("ready\\n"); setInterval(() => {}, 1000)'];
+  const child = start(argv);
+  await new Promise<void>((resolve) => child.stderr!.setEncoding('utf8').on('data', (d: string) => { if (d.includes('ready')) resolve(); }));
+  child.kill('SIGINT');
+  const r = await child;
+  assert.is(r.signal, 'SIGINT');
+  assert.is(r.stderr, 'ready\n');
+  assert.is(neverRan(r), undefined);
+  const failed = commandFailure(argv, r);
+  assert.instance(failed, CommandError);
+  assert.match(failed!.message, /was killed by SIGINT: ready/);
+  const missing = await start([join(tmpdir(), 'so-no-such-program')]);
+  assert.match(neverRan(missing) ?? '', /ENOENT/);
+  assert.throws(() => start(['so-no-such-tool']), (e: Error) => e instanceof ToolMissingError);
 });
 
 test('privileged() allows only the listed commands', () => {

@@ -17,12 +17,12 @@
 //   GUEST_READY_MARKER       printed on ttyS0 once the NIC is configured and guest-udp runs
 //   defaultGuestCacheDir()   <repo>/.cache/guest, or $XDG_CACHE_HOME/switchover/guest
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { run, ToolMissingError } from '../../net/exec.js';
 
 export const GUEST_READY_MARKER = 'SWITCHOVER-GUEST-READY';
 
@@ -174,8 +174,8 @@ async function resolveKernelPackage(): Promise<{ name: string; version: string }
 
 /** gcc's and glibc's versions: a new compiler or C library builds a new guest-udp. */
 async function compilerVersion(): Promise<string> {
-  const gcc = (await tool(['gcc', '--version'], { timeoutMs: 30_000 }, 'gcc --version failed')).toString().split('\n')[0]!.trim();
-  const libc = (await tool(['getconf', 'GNU_LIBC_VERSION'], { timeoutMs: 30_000 }, 'getconf GNU_LIBC_VERSION failed')).toString().trim();
+  const gcc = (await tool(['gcc', '--version'], { timeoutMs: 30_000 }, 'gcc --version failed')).split('\n')[0]!.trim();
+  const libc = (await tool(['getconf', 'GNU_LIBC_VERSION'], { timeoutMs: 30_000 }, 'getconf GNU_LIBC_VERSION failed')).trim();
   return `${gcc}; ${libc}`;
 }
 
@@ -186,8 +186,8 @@ async function candidateVersion(pkg: string): Promise<string> {
 }
 
 async function aptShow(pkg: string): Promise<string> {
-  const out = (await tool(['apt-cache', 'show', '--no-all-versions', pkg], { timeoutMs: 60_000 },
-    `apt-cache knows no package ${pkg}: run \`apt-get update\` (the guest is built from Debian packages)`)).toString();
+  const out = await tool(['apt-cache', 'show', '--no-all-versions', pkg], { timeoutMs: 60_000 },
+    `apt-cache knows no package ${pkg}: run \`apt-get update\` (the guest is built from Debian packages)`);
   if (!out.trim()) throw new Error(`guest recipe: apt-cache knows no package ${pkg}: run \`apt-get update\``);
   return out;
 }
@@ -214,10 +214,10 @@ async function loadOrderedModules(root: string): Promise<Module[]> {
     visiting.add(name);
     const path = files.get(name);
     if (!path) throw new Error(`guest recipe: kernel module ${name} not found in the kernel package (is it built in now? update MODULE_ROOTS in harness/vm/guest/recipe.ts)`);
-    // busybox insmod loads plain ELF only; Debian's newer kernels ship .ko.xz.
-    const data = path.endsWith('.xz')
-      ? await tool(['xz', '-dc', path], { timeoutMs: 60_000 }, `decompressing ${path} failed`)
-      : readFileSync(path);
+    // busybox insmod loads plain ELF only; Debian's newer kernels ship .ko.xz, decompressed
+    // here in place (the extracted tree is scratch).
+    if (path.endsWith('.xz')) await tool(['xz', '--decompress', path], { timeoutMs: 60_000 }, `decompressing ${path} failed`);
+    const data = readFileSync(path.replace(/\.xz$/, ''));
     for (const dep of modinfoDepends(data)) await visit(dep);
     ordered.push({ name, data });
   };
@@ -274,21 +274,15 @@ function newc(entries: CpioEntry[]): Buffer {
   return Buffer.concat(parts);
 }
 
-const TOOL_PACKAGES: Record<string, string> = {
-  'apt-get': 'apt', 'apt-cache': 'apt', 'dpkg-deb': 'dpkg', xz: 'xz-utils', gcc: 'gcc and libc6-dev', getconf: 'libc-bin',
-};
-
-/** Run a recipe tool; a failure says what failed and what to do, and keeps the tool's stderr. */
-function tool(argv: string[], o: { cwd?: string; timeoutMs: number }, whatFailed: string): Promise<Buffer> {
-  const [file, ...args] = argv as [string, ...string[]];
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd: o.cwd, timeout: o.timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' },
-      (error, stdout, stderr) => {
-        if (!error) return resolve(stdout);
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-          return reject(new Error(`guest recipe: ${file} not found: install ${TOOL_PACKAGES[file] ?? file} (\`npm run setup\` does)`, { cause: error }));
-        }
-        reject(new Error(`guest recipe: ${whatFailed}: ${argv.join(' ')}: ${stderr.toString().trim() || error.message}`, { cause: error }));
-      });
-  });
+/**
+ * Run a recipe tool; a failure says what failed and what to do, with the command's exit code
+ * and stderr. A tool that is not installed is a ToolMissingError naming its package.
+ */
+async function tool(argv: string[], o: { cwd?: string; timeoutMs: number }, whatFailed: string): Promise<string> {
+  try {
+    return (await run(argv, o)).stdout;
+  } catch (e) {
+    if (e instanceof ToolMissingError) throw e;
+    throw new Error(`guest recipe: ${whatFailed}: ${(e as Error).message}`, { cause: e });
+  }
 }

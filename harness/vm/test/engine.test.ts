@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { requirePrivilege } from '../../../fixtures/privilege.js';
-import { VmLaunchError, engineArgs, engineBackend } from '../engine.js';
+import { engineArgs, engineBackend } from '../engine.js';
+import { VmLaunchError } from '../process.js';
 import { createTopology, withTopology, type Topology } from '../../net/topology.js';
 import { startPing } from '../../traffic/ping.js';
 import type { VmSpec } from '../../scenario/types.js';
@@ -23,12 +24,12 @@ test('engineArgs builds the QEMU-shaped command line', () => {
   const s: VmSpec = {
     name: 'dst', netns: 'so-abcdef-h', runDir: '/tmp/switchover-abcdef',
     tap: { ifname: 'soabcdeft1', queues: 4, vhost: true, incomingFds: true }, mac: '52:54:00:12:34:56',
-    ip: '192.168.100.2/24', gw: '192.168.100.1', memMB: 256, dirtyRate: 20000, incoming: 'defer', paused: true, localMigration: false,
+    ip: '192.168.100.2/24', gw: '192.168.100.1', memMB: 256, dirtyRate: 20000, incoming: 'defer', paused: true,
   };
   assert.equal(engineArgs(s), [
     '-name', 'dst', '-m', '256M',
     '-netdev', 'tap,id=n0,script=no,downscript=no,queues=4,vhost=on,incoming-fds=on',
-    '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,local-migration=off',
+    '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56',
     '-guest', 'ip=192.168.100.2/24,gw=192.168.100.1,dirty-rate=20000',
     '-qmp', 'unix:/tmp/switchover-abcdef/dst.qmp,server=on,wait=off',
     '-incoming', 'defer', '-S',
@@ -72,8 +73,11 @@ test('a VM that dies at start is a VmLaunchError quoting its log', async () => {
     // A migration URI the engine refuses: it exits before listening on QMP.
     const err = await engineBackend.launch(spec(topo, { incoming: 'bogus:1' })).then(() => undefined, (e: Error) => e);
     assert.instance(err, VmLaunchError, String(err));
-    assert.match(err!.message, /VM src exited \(code \d+\) before its QMP socket answered/);
-    assert.match(err!.message, /bogus:1/);
+    const e = err as VmLaunchError;
+    assert.match(e.message, /VM src exited \(code \d+\) before its QMP socket answered/);
+    assert.equal(e.command.slice(-2), ['-incoming', 'bogus:1']);
+    assert.is(e.exit?.code, 1);
+    assert.match(e.logTail, /-incoming bogus:1: unknown migration protocol/);
   });
 });
 
