@@ -485,9 +485,10 @@ export async function analyzeCaptures(files: readonly CaptureFile[], opts: Analy
 
   const onPacket = (p: PcapPacket, pid: number): void => {
     const b = p.buf;
+    const v = p.view; // big-endian reads, as the network orders its fields
     const end = p.offset + p.capLen;
     const fromGuest = guest !== null && p.srcMacOffset >= 0
-      && b.readUInt32BE(p.srcMacOffset) === guest[0] && b.readUInt16BE(p.srcMacOffset + 4) === guest[1];
+      && v.getUint32(p.srcMacOffset) === guest[0] && v.getUint16(p.srcMacOffset + 4) === guest[1];
     if (fromGuest && p.tsMicros < handover) {
       if (flappingCount++ < 10) flapping.push({ tMicros: p.tsMicros, mac: formatMac(b, p.srcMacOffset) });
     }
@@ -495,17 +496,17 @@ export async function analyzeCaptures(files: readonly CaptureFile[], opts: Analy
     const o4 = p.payloadOffset;
     if (et === ETHERTYPE_IPV4) {
       if (o4 + 20 > end || b[o4]! >> 4 !== 4) return;
-      if ((b.readUInt16BE(o4 + 6) & 0x1fff) !== 0) return; // a non-first fragment has no L4 header
+      if ((v.getUint16(o4 + 6) & 0x1fff) !== 0) return; // a non-first fragment has no L4 header
       const l4 = o4 + (b[o4]! & 0x0f) * 4;
       const proto = b[o4 + 9]!;
-      const src = b.readUInt32BE(o4 + 12);
-      const dst = b.readUInt32BE(o4 + 16);
+      const src = v.getUint32(o4 + 12);
+      const dst = v.getUint32(o4 + 16);
       if (proto === PROTO_ICMP) {
         if (l4 + 8 > end) return;
         const type = b[l4]!;
         if (type !== 8 && type !== 0) return;
-        const id = b.readUInt16BE(l4 + 4);
-        const seq16 = b.readUInt16BE(l4 + 6);
+        const id = v.getUint16(l4 + 4);
+        const seq16 = v.getUint16(l4 + 6);
         // Requester is the source of a request (8) and the destination of a reply (0).
         const requester = type === 8 ? src : dst;
         const responder = type === 8 ? dst : src;
@@ -518,9 +519,9 @@ export async function analyzeCaptures(files: readonly CaptureFile[], opts: Analy
         if (type === 8) at.request(seq, p.tsMicros);
         else at.arrival(seq, p.tsMicros, NaN);
       } else if (proto === PROTO_UDP) {
-        if (l4 + UDP_HEADER + SEQ_PAYLOAD_BYTES > end || b.readUInt16BE(l4 + 4) < UDP_HEADER + SEQ_PAYLOAD_BYTES) return;
-        const sport = b.readUInt16BE(l4);
-        const dport = b.readUInt16BE(l4 + 2);
+        if (l4 + UDP_HEADER + SEQ_PAYLOAD_BYTES > end || v.getUint16(l4 + 4) < UDP_HEADER + SEQ_PAYLOAD_BYTES) return;
+        const sport = v.getUint16(l4);
+        const dport = v.getUint16(l4 + 2);
         if (udpPorts && !udpPorts.has(sport) && !udpPorts.has(dport)) return;
         if (dport === echoPort && sport !== echoPort) {
           const f = find(udpFlows, dst * 65536 + dport, src * 65536 + sport)
@@ -544,7 +545,7 @@ export async function analyzeCaptures(files: readonly CaptureFile[], opts: Analy
       if (et === ETHERTYPE_RARP) {
         // QEMU's announce: qemu/net/announce.c announce_self_create(), RARP op 3, sha = guest MAC.
         rawAnnounces.push({ tMicros: p.tsMicros, kind: 'rarp', mac: formatMac(b, o4 + 8), point: pid });
-      } else if (b[o4 + 5] === 4 && b.readUInt32BE(o4 + 14) === b.readUInt32BE(o4 + 24)) {
+      } else if (b[o4 + 5] === 4 && v.getUint32(o4 + 14) === v.getUint32(o4 + 24)) {
         rawAnnounces.push({ tMicros: p.tsMicros, kind: 'garp', mac: formatMac(b, o4 + 8), point: pid });
       }
     }

@@ -75,6 +75,8 @@ export interface PcapFileInfo {
  */
 export interface PcapPacket {
   buf: Buffer;
+  /** The same bytes as a DataView: its reads are the cheapest on the per-packet path. */
+  view: DataView;
   tsMicros: number;
   linkType: number;
   /** Index of the packet's interface in PcapFileInfo.interfaces (always 0 in a classic pcap). */
@@ -155,7 +157,7 @@ export class Chunks {
 /** The one packet object a reader reuses. */
 export function packetView(buf: Buffer, linkType: number): PcapPacket {
   return {
-    buf, tsMicros: 0, linkType, iface: 0, offset: 0, capLen: 0, origLen: 0, ethertype: -1, payloadOffset: 0,
+    buf, view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength), tsMicros: 0, linkType, iface: 0, offset: 0, capLen: 0, origLen: 0, ethertype: -1, payloadOffset: 0,
     srcMacOffset: -1, dstMacOffset: -1, sllPacketType: -1, ifindex: -1,
   };
 }

@@ -68,6 +68,7 @@ function readClassic(file: string, c: Chunks, onPacket: (p: PcapPacket) => void)
     format: 'pcap', linkType, snaplen, nanosecond, interfaces: [iface], packets: 0, firstTsMicros: 0, lastTsMicros: 0, truncated: false,
   };
   const p = packetView(buf, linkType);
+  const dv = p.view;
   const fracDiv = nanosecond ? 1000 : 1;
 
   for (;;) {
@@ -77,10 +78,10 @@ function readClassic(file: string, c: Chunks, onPacket: (p: PcapPacket) => void)
       c.fill();
       continue;
     }
-    const sec = u32(pos);
-    const frac = u32(pos + 4);
-    const capLen = u32(pos + 8);
-    const origLen = u32(pos + 12);
+    const sec = dv.getUint32(pos, le);
+    const frac = dv.getUint32(pos + 4, le);
+    const capLen = dv.getUint32(pos + 8, le);
+    const origLen = dv.getUint32(pos + 12, le);
     if (capLen > MAX_RECORD_BYTES) {
       throw new PcapFormatError(file, `corrupt record ${info.packets + 1}: captured length ${capLen} exceeds ${MAX_RECORD_BYTES}`);
     }

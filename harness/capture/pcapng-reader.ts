@@ -80,6 +80,7 @@ export function readPcapng(file: string, c: Chunks, onPacket: (p: PcapPacket) =>
     format: 'pcapng', linkType: -1, snaplen: 0, nanosecond: false, interfaces: [], packets: 0, firstTsMicros: 0, lastTsMicros: 0, truncated: false,
   };
   const p = packetView(buf, -1);
+  const dv = p.view;
   let le = true;
   let section: IfaceClock[] = [];
   let blocks = 0;
@@ -114,15 +115,16 @@ export function readPcapng(file: string, c: Chunks, onPacket: (p: PcapPacket) =>
       continue;
     }
     const pos = c.pos;
-    // The per-packet reads are inline (le ? LE : BE), not through u32: a call per field costs.
-    const type = le ? buf.readUInt32LE(pos) : buf.readUInt32BE(pos);
+    // The per-packet reads go through the DataView, which takes the byte order as an argument:
+    // a call per field through u32 costs, Buffer's read methods too.
+    const type = dv.getUint32(pos, le);
     if (type === PCAPNG_BLOCK_SHB) {
       const bom = buf.readUInt32LE(pos + 8);
       if (bom === BYTE_ORDER_MAGIC || bom === 0x4d3c2b1a) [u32, u16] = readersOf((le = bom === BYTE_ORDER_MAGIC));
       else if (blocks === 0) throw new PcapFormatError(file, `not a pcapng file: byte-order magic 0x${bom.toString(16).padStart(8, '0')}, expected 1a2b3c4d`);
       else throw corrupt(`section header with byte-order magic 0x${bom.toString(16).padStart(8, '0')}`);
     }
-    const len = le ? buf.readUInt32LE(pos + 4) : buf.readUInt32BE(pos + 4);
+    const len = dv.getUint32(pos + 4, le);
     if (len < 12 || len % 4 !== 0) {
       info.trailing = { offset: c.offset, bytes: c.size - c.offset, reason: `block length ${len}` };
       break;
@@ -136,7 +138,7 @@ export function readPcapng(file: string, c: Chunks, onPacket: (p: PcapPacket) =>
       c.fill();
       continue;
     }
-    if ((le ? buf.readUInt32LE(pos + len - 4) : buf.readUInt32BE(pos + len - 4)) !== len) {
+    if (dv.getUint32(pos + len - 4, le) !== len) {
       info.trailing = { offset: c.offset, bytes: c.size - c.offset, reason: `block length ${len} with a trailer of ${u32(pos + len - 4)}` };
       break;
     }
@@ -171,15 +173,14 @@ export function readPcapng(file: string, c: Chunks, onPacket: (p: PcapPacket) =>
       case BLOCK_EPB:
       case BLOCK_OPB: {
         if (len < 32) throw corrupt(`packet block of ${len} bytes`);
-        const id = type === BLOCK_EPB ? (le ? buf.readUInt32LE(pos + 8) : buf.readUInt32BE(pos + 8)) : u16(pos + 8);
+        const id = type === BLOCK_EPB ? dv.getUint32(pos + 8, le) : dv.getUint16(pos + 8, le);
         const clock = section[id];
         if (!clock) throw corrupt(`packet on interface ${id}, but the section describes ${section.length}`);
-        const capLen = le ? buf.readUInt32LE(pos + 20) : buf.readUInt32BE(pos + 20);
+        const capLen = dv.getUint32(pos + 20, le);
         if (28 + capLen > len - 4) throw corrupt(`captured length ${capLen} does not fit a block of ${len} bytes`);
-        const ts = le ? micros(clock, buf.readUInt32LE(pos + 12), buf.readUInt32LE(pos + 16))
-          : micros(clock, buf.readUInt32BE(pos + 12), buf.readUInt32BE(pos + 16));
+        const ts = micros(clock, dv.getUint32(pos + 12, le), dv.getUint32(pos + 16, le));
         lastTs = ts;
-        deliver(clock, ts, pos + 28, capLen, le ? buf.readUInt32LE(pos + 24) : buf.readUInt32BE(pos + 24));
+        deliver(clock, ts, pos + 28, capLen, dv.getUint32(pos + 24, le));
         break;
       }
       case BLOCK_SPB: {

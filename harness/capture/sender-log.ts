@@ -1,7 +1,8 @@
 // What a sender says it sent, for the analyzer's holes in a request stream (analyzer.ts, "not
-// on the wire"): iputils ping numbers its requests 1..transmitted, whether or not sendmsg got
-// them out (ping_common.c counts a failed send too, and -O reports it unanswered); the UDP
-// generator (harness/traffic/udp-stream.ts) numbers its datagrams 0..sent-1.
+// on the wire"): iputils ping numbers its requests 1..transmitted, counting those that never
+// reached the wire (dropped in its own host, as fixtures/make-pcaps.ts records with an output
+// hook: -O reports them unanswered); the UDP generator (harness/traffic/udp-stream.ts) numbers
+// its datagrams 0..sent-1, a failed sendmmsg's included.
 //
 // API
 //   pingSenderLog(ping) -> SenderLog            from a parsed `ping -D -O` run
