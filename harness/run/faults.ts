@@ -34,24 +34,32 @@ export function isTimedFault(f: FaultStep): boolean {
   return f.kind === 'kill-destination' || f.kind === 'cut-channel' || f.kind === 'cancel' || f.kind === 'pause-destination-tap';
 }
 
-/** Run one timed fault now; returns a line for the timeline. */
+/**
+ * Run one timed fault now that its phase came; returns a line for the timeline. `delayMs` is
+ * the wait before the fault, except for pause-destination-tap, where it is how long the TAP
+ * stays down (from the phase on).
+ */
 export async function fireFault(f: FaultStep, t: FaultTargets): Promise<string> {
+  const delayMs = f.delayMs ?? 0;
   switch (f.kind) {
     case 'kill-destination':
+      await sleep(delayMs);
       await t.dst.kill('SIGKILL');
       return 'fault: destination killed (SIGKILL)';
     case 'cut-channel':
       if (!t.relay) throw new Error('cut-channel needs the migration relay (the runner sets it up)');
+      await sleep(delayMs);
       t.relay.cut();
       return `fault: migration channel cut after ${t.relay.forwarded()} bytes`;
     case 'cancel':
+      await sleep(delayMs);
       await t.src.qmp.execute('migrate_cancel');
       return 'fault: migrate_cancel';
     case 'pause-destination-tap': {
       await t.topo.exec('host', ['ip', 'link', 'set', t.dstTap, 'down']);
-      await sleep(f.delayMs ?? 0);
+      await sleep(delayMs);
       await t.topo.exec('host', ['ip', 'link', 'set', t.dstTap, 'up']);
-      return `fault: destination TAP ${t.dstTap} down for ${f.delayMs ?? 0} ms`;
+      return `fault: destination TAP ${t.dstTap} down for ${delayMs} ms`;
     }
     default:
       throw new Error(`fault ${f.kind} is not a timed fault`);

@@ -227,7 +227,6 @@ function armFaults(s: Scenario, targets: FaultTargets, since: number, log: HopLo
           const why = `phase ${at} never came (migration went to ${(end?.data as { status?: string } | undefined)?.status ?? '?'} first)`;
           return { fault, fired: false, t: nowMs(), line: `fault ${fault} did not fire: ${why}`, why };
         }
-        await sleep(f.delayMs ?? 0);
         const line = await fireFault(f, targets);
         return { fault, fired: true, t: nowMs(), line };
       } catch (e) {
