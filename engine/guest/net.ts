@@ -133,7 +133,7 @@ export class GuestNet {
   setRunning(running: boolean): void {
     this.running = running;
     if (running && this.sender && !this.senderTimer) this.armSender();
-    if (!running && this.senderTimer) { clearInterval(this.senderTimer); this.senderTimer = undefined; }
+    if (!running) this.disarmSender();
   }
 
   /** One received frame. Mutates `buf` to build the reply in place. */
@@ -226,16 +226,21 @@ export class GuestNet {
   startUdpSend(dst: string, port: number, rate: number, count: number): void {
     if (this.ip === 0) throw new Error('the guest has no IP address (start the VM with -guest ip=A/N)');
     this.sender = { dst, port, rate, count, next: 0 };
-    if (this.senderTimer) { clearInterval(this.senderTimer); this.senderTimer = undefined; }
+    this.disarmSender();
     if (this.running) this.armSender();
   }
 
   /** Stops the UDP stream, whether QMP or a migrated state started it; returns how many it sent. */
   stopUdpSend(): { sent: number } | undefined {
     const s = this.sender;
-    if (this.senderTimer) { clearInterval(this.senderTimer); this.senderTimer = undefined; }
+    this.disarmSender();
     this.sender = null;
     return s ? { sent: s.next } : undefined;
+  }
+
+  private disarmSender(): void {
+    clearInterval(this.senderTimer);
+    this.senderTimer = undefined;
   }
 
   private armSender(): void {
@@ -265,11 +270,7 @@ export class GuestNet {
       due -= 1;
     }
     this.senderCarry = due;
-    if (s.next >= s.count) {
-      clearInterval(this.senderTimer);
-      this.senderTimer = undefined;
-      this.sender = null;
-    }
+    if (s.next >= s.count) this.stopUdpSend();
   }
 
   private sendUdp(dmac: Buffer, dst: number, port: number, seq: number): void {
@@ -347,7 +348,7 @@ export class GuestNet {
     for (const [ip, mac] of s.arp) this.arp.set(ipToInt(ip), parseMac(mac));
     for (const c of s.udp) (c.port === UDP_ECHO_PORT ? this.echo : this.sink).load(c);
     this.sender = s.sender ? { ...s.sender } : null;
-    if (this.senderTimer) { clearInterval(this.senderTimer); this.senderTimer = undefined; }
+    this.disarmSender();
     if (this.running && this.sender) this.armSender();
   }
 

@@ -1,6 +1,6 @@
 // Live migration between two engine VMs, following QEMU's migration/migration.c. This module
-// holds the settings and QMP commands; the two sides are migration-source.ts and
-// migration-destination.ts, the wire is migration-stream.ts (STREAM.md).
+// holds the settings and QMP commands; the two sides are source.ts and destination.ts, the
+// wire is stream.ts (STREAM.md).
 // - source: setup -> active (precopy passes, one dirty-bitmap sync per pass, MIGRATION_PASS)
 //   until the remaining bytes fit downtime-limit at the measured bandwidth, then stop
 //   (STOP, run state finish-migrate), [pre-switchover -> device with pause-before-switchover],
@@ -34,7 +34,8 @@
 // The destination adopts them, so frames queued in the kernel while the guest was paused
 // are read by the destination. netpass does not cache then: the TAP queue holds the frames.
 // The source keeps its own fds, so after a failure it resumes on the same TAP.
-import { ANNOUNCE_DEFAULTS, Announcer, checkAnnounceParams, gratuitousArpFrame, rarpFrame, type AnnounceParams } from './announce.js';
+import { ANNOUNCE_DEFAULTS, Announcer, checkAnnounceParams, type AnnounceParams } from './announce.js';
+import { gratuitousArpFrame, rarpFrame } from '../../lib/announce-frames.js';
 import { intToIp } from '../../lib/net-addr.js';
 import { MigrationDestination } from './destination.js';
 import { parseMigrationUri } from './channel.js';

@@ -1,9 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatMac, parseMac } from '../../lib/net-addr.js';
-import {
-  ANNOUNCE_DEFAULTS, Announcer, announceDelays, checkAnnounceParams, gratuitousArpFrame, rarpFrame,
-} from '../migration/announce.js';
+import { gratuitousArpFrame, rarpFrame } from '../../lib/announce-frames.js';
+import { ANNOUNCE_DEFAULTS, Announcer, announceDelays, checkAnnounceParams } from '../migration/announce.js';
 
 const MAC = '52:54:00:12:34:56';
 

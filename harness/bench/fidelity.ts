@@ -30,7 +30,7 @@ import { qemuBuilds } from '../vm/qemu-builds.js';
 import { fmtMs, renderTable } from '../report/table.js';
 import { runScenario } from '../run/runner.js';
 import type { Scenario, ScenarioResult, VmBackend } from '../scenario/types.js';
-import { networkUnavailable } from './measure.js';
+import { networkUnavailable, ran as judged } from './measure.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'fidelity';
@@ -83,7 +83,6 @@ export interface FidelityRow {
   differs: Difference[];
 }
 
-const judged = (r: ScenarioResult): boolean => r.verdict === 'pass' || r.verdict === 'fail';
 const lostOf = (r: ScenarioResult): number => r.traffic.reduce((n, f) => n + f.lost, 0);
 const outageOf = (r: ScenarioResult): number => Math.max(0, ...r.traffic.map((f) => f.outageMs));
 const outside = (a: number, b: number, abs: number, rel: number): boolean => Math.abs(a - b) > Math.max(abs, rel * Math.max(a, b));

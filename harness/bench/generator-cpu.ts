@@ -7,7 +7,7 @@
 import { startLoopbackEcho } from '../../fixtures/udp-echo.js';
 import { start } from '../net/exec.js';
 import { startUdpStream, type UdpStreamSummary } from '../traffic/udp.js';
-import { round } from './measure.js';
+import { generatorCpuPer10k, round } from './measure.js';
 import type { BenchRow, BenchSection } from './section.js';
 
 const SECTION = 'generator-cpu';
@@ -41,7 +41,7 @@ export const generatorCpuSection: BenchSection = {
       const s = await measure(rate);
       const echoed = s.flows.find((f) => f.echo)?.received ?? 0;
       const perSecond = s.sendMs > 0 ? s.cpuMs / (s.sendMs / 1000) : NaN;
-      const per10k = round(perSecond / (s.achievedRate / 10_000), 1);
+      const per10k = round(generatorCpuPer10k(s), 1);
       const target = rate === 20_000 ? `; target <= ${QUARTER_CORE_PER_10K_AT_20K} (a quarter core at 20,000/s)` : '';
       rows.push({
         section: SECTION, measure: `CPU at ${rate.toLocaleString('en-US')}/s`, value: Number.isFinite(per10k) ? per10k : null,

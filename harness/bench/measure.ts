@@ -5,6 +5,7 @@
 // API
 //   round(v, digits?)
 //   mbPerS(bytes, ms)                  decimal MB/s, as QEMU's ram.mbps counts (1e6)
+//   generatorCpuPer10k(g)              the UDP generator's CPU ms per second of sending, per 10,000/s achieved
 //   peakRssKb(pid)                     VmHWM from /proc/PID/status, undefined once gone
 //   hasTool(name)                      on PATH (or /usr/sbin, /sbin)
 //   networkUnavailable()               why topologies cannot be built here (an n/a reason), or undefined
@@ -34,6 +35,11 @@ export function round(v: number, digits = 1): number {
 /** Decimal megabytes per second (QEMU's mbps is decimal megabits: mbps / 8 = this). */
 export function mbPerS(bytes: number, ms: number): number {
   return ms > 0 ? bytes / 1e6 / (ms / 1000) : NaN;
+}
+
+/** CPU ms per second of sending, per 10,000 datagrams/s achieved; NaN without a send phase. */
+export function generatorCpuPer10k(g: { cpuMs: number; sendMs: number; achievedRate: number }): number {
+  return g.sendMs > 0 && g.achievedRate > 0 ? g.cpuMs / (g.sendMs / 1000) / (g.achievedRate / 10_000) : NaN;
 }
 
 /** The process's peak resident set (VmHWM), kB; undefined when it is gone or unreadable. */

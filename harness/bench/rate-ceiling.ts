@@ -8,7 +8,7 @@
 import { engineBackend } from '../vm/engine.js';
 import { findScenarios } from '../scenario/catalogue.js';
 import type { Scenario, ScenarioResult, TrafficSpec } from '../scenario/types.js';
-import { networkUnavailable, round, runScenarioTimes, verdicts } from './measure.js';
+import { generatorCpuPer10k, networkUnavailable, round, runScenarioTimes, verdicts } from './measure.js';
 import { notAvailable, type BenchContext, type BenchRow, type BenchSection } from './section.js';
 
 const SECTION = 'rate-ceiling';
@@ -32,11 +32,10 @@ const clean = (r: ScenarioResult): boolean => r.verdict === 'pass' && r.traffic.
 /** Longest engine stall of a run, ms, over both VMs and every phase. */
 const stallMs = (r: ScenarioResult): number => Math.max(0, ...(r.health?.engineStalls ?? []).map((s) => s.maxMs));
 
-/** Generator CPU per 10,000 datagrams/s, ms of CPU per second. */
+/** Generator CPU per 10,000 datagrams/s (measure.ts), of the run's first generator that sent. */
 function generatorCpu(r: ScenarioResult): number | undefined {
   const g = r.health?.generators.find((x) => x.achievedRate > 0 && x.sendMs > 0);
-  if (!g) return undefined;
-  return (g.cpuMs / (g.sendMs / 1000)) / (g.achievedRate / 10_000);
+  return g ? generatorCpuPer10k(g) : undefined;
 }
 
 export const rateCeilingSection: BenchSection = {

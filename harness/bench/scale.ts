@@ -10,7 +10,7 @@
 // The last row of each part states the growth, computed from the rows above it.
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { commandFailure, start } from '../net/exec.js';
+import { run } from '../net/exec.js';
 import { engineBackend } from '../vm/engine.js';
 import type { VmProcess } from '../vm/process.js';
 import { findScenarios } from '../scenario/catalogue.js';
@@ -57,12 +57,8 @@ async function migrateGuest(ctx: BenchContext, sizeMB: number): Promise<SizePoin
 }
 
 async function analyzeInChild(ctx: BenchContext, pcap: string): Promise<AnalyzeChildReport> {
-  const argv = [process.execPath, join(ctx.root, 'dist', 'harness', 'bench', 'analyze-child.js'), pcap];
-  const timeoutMs = 120_000;
-  const r = await start(argv, { timeoutMs });
-  const failed = commandFailure(argv, r, { timeoutMs });
-  if (failed) throw failed;
-  return JSON.parse(String(r.stdout)) as AnalyzeChildReport;
+  const r = await run([process.execPath, join(ctx.root, 'dist', 'harness', 'bench', 'analyze-child.js'), pcap], { timeoutMs: 120_000 });
+  return JSON.parse(r.stdout) as AnalyzeChildReport;
 }
 
 interface TrafficPoint {

@@ -57,7 +57,7 @@
 import { readdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { AnnounceFrame, FlowResult } from '../scenario/types.js';
-import type { CaptureInterface, PcapFileInfo, PcapPacket } from './capture-file.js';
+import type { PcapFileInfo, PcapPacket } from './capture-file.js';
 import { readPcap } from './pcap-reader.js';
 import { lastSeenOf, type LastSeen, type PointSightings } from './loss-causes.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_RARP, formatMac, intToIp, isMac, parseMac } from '../../lib/net-addr.js';
@@ -167,15 +167,7 @@ export interface CapturePoint {
 }
 
 /** One file as read: its format and interfaces (with packets skipped on undecoded ones). */
-export interface CaptureFileSummary {
-  file: string;
-  format: PcapFileInfo['format'];
-  linkType: number;
-  packets: number;
-  truncated: boolean;
-  trailing?: PcapFileInfo['trailing'];
-  interfaces: CaptureInterface[];
-}
+export type CaptureFileSummary = { file: string } & Pick<PcapFileInfo, 'format' | 'linkType' | 'packets' | 'truncated' | 'trailing' | 'interfaces'>;
 
 export interface PcapAnalysis {
   /** The file, or the files joined by ", ". */
@@ -467,7 +459,6 @@ export async function analyzeCaptures(files: readonly CaptureFile[], opts: Analy
   const icmpFlows = new FlowIndex();
   const udpFlows = new FlowIndex();
   const order: Flow[] = [];
-  const find = (root: FlowIndex, outer: number, inner: number): Flow | undefined => root.get(outer, inner);
   const add = (
     root: FlowIndex, outer: number, inner: number,
     kind: 'ping' | 'udp', mode: 'request-reply' | 'one-way', name: string, sender: number, responder: number, port: number,
@@ -511,7 +502,7 @@ export async function analyzeCaptures(files: readonly CaptureFile[], opts: Analy
         const requester = type === 8 ? src : dst;
         const responder = type === 8 ? dst : src;
         const key = requester * 65536 + id;
-        const f = find(icmpFlows, responder, key)
+        const f = icmpFlows.get(responder, key)
           ?? add(icmpFlows, responder, key, 'ping', 'request-reply', `icmp ${intToIp(requester)}>${intToIp(responder)} id=${id}`, requester, responder, 0);
         if (f.invalid) return;
         const at = f.at(pid);
@@ -524,15 +515,15 @@ export async function analyzeCaptures(files: readonly CaptureFile[], opts: Analy
         const dport = v.getUint16(l4 + 2);
         if (udpPorts && !udpPorts.has(sport) && !udpPorts.has(dport)) return;
         if (dport === echoPort && sport !== echoPort) {
-          const f = find(udpFlows, dst * 65536 + dport, src * 65536 + sport)
+          const f = udpFlows.get(dst * 65536 + dport, src * 65536 + sport)
             ?? add(udpFlows, dst * 65536 + dport, src * 65536 + sport, 'udp', 'request-reply', `udp ${intToIp(src)}:${sport}>${intToIp(dst)}:${dport} echo`, src, dst, dport);
           if (!f.invalid) f.at(pid).request(readSeq(b, l4 + UDP_HEADER), p.tsMicros);
         } else if (sport === echoPort && dport !== echoPort) {
-          const f = find(udpFlows, src * 65536 + sport, dst * 65536 + dport)
+          const f = udpFlows.get(src * 65536 + sport, dst * 65536 + dport)
             ?? add(udpFlows, src * 65536 + sport, dst * 65536 + dport, 'udp', 'request-reply', `udp ${intToIp(dst)}:${dport}>${intToIp(src)}:${sport} echo`, dst, src, sport);
           if (!f.invalid) f.at(pid).arrival(readSeq(b, l4 + UDP_HEADER), p.tsMicros, NaN);
         } else {
-          const f = find(udpFlows, dst * 65536 + dport, src * 65536 + sport)
+          const f = udpFlows.get(dst * 65536 + dport, src * 65536 + sport)
             ?? add(udpFlows, dst * 65536 + dport, src * 65536 + sport, 'udp', 'one-way', `udp ${intToIp(src)}:${sport}>${intToIp(dst)}:${dport}`, src, dst, dport);
           if (f.invalid) return;
           const { seq, timeUs } = readSeqPayload(b, l4 + UDP_HEADER);
@@ -608,13 +599,14 @@ export async function analyzeCaptures(files: readonly CaptureFile[], opts: Analy
   }
 
   const first = infos[0]!;
+  const trailing = infos.find((i) => i.trailing)?.trailing;
   return {
     file: files.map((f) => f.path).join(', '),
     iface: opts.iface ?? (listed.length ? listed.map((p) => p.name).join(',') : stemOf(files[0]!.path)),
     linkType: first.linkType,
     packets: infos.reduce((n, i) => n + i.packets, 0),
     truncated: infos.some((i) => i.truncated),
-    ...(infos.find((i) => i.trailing) ? { trailing: infos.find((i) => i.trailing)!.trailing } : {}),
+    ...(trailing ? { trailing } : {}),
     t0Micros: t0,
     startMs: points.length ? ms(firstTs) : 0,
     endMs: points.length ? ms(lastTs) : 0,

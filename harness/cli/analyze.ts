@@ -8,8 +8,7 @@
 // sent count as lost. Exit 0 on success, 2 on a missing or unreadable capture or bad
 // arguments, with a message that says what to do.
 // A trace folder (`run --trace`) instead is re-judged as the run judged it (analyze-trace.ts).
-import { parseArgs } from 'node:util';
-import { joinDashValues, valuedOptions } from './args.js';
+import { type CommandSpec, HELP_OPTION, parseCommand, UsageError, usageLine } from './args.js';
 import { analyzeTraceCommand } from './analyze-trace.js';
 import { isTraceDir } from '../run/trace-read.js';
 import { stat } from 'node:fs/promises';
@@ -21,7 +20,6 @@ import { readSenderLog } from '../capture/sender-log.js';
 import { FLOW_HEADERS, flowRow, fmtMs, formatSeqs, renderTable } from '../report/table.js';
 import { quote } from '../scenario/schema.js';
 
-const USAGE = 'usage: switchover analyze CAPTURE|DIR... [--json] [--separate] [--sender-log FILE]... [--in-flight-window MS] [--t0 EPOCH_MICROS]\n       switchover analyze TRACE-DIR [--json]   re-judge a trace folder of `switchover run --trace`';
 const LINK_NAMES: Record<number, string> = { 1: 'Ethernet', 113: 'Linux SLL', 276: 'Linux SLL2' };
 
 /** "Ethernet", or for pcapng "pcapng, Ethernet (if eth0)". */
@@ -90,13 +88,23 @@ function renderAnalysis(a: PcapAnalysis): string {
 }
 
 const OPTIONS = {
-  json: { type: 'boolean', default: false },
-  'in-flight-window': { type: 'string' },
-  t0: { type: 'string' },
-  'sender-log': { type: 'string', multiple: true },
-  separate: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
+  json: { type: 'boolean', default: false, help: 'print the PcapAnalysis as JSON (flows in the shape of a run\'s traffic[])' },
+  separate: { type: 'boolean', default: false, help: 'analyse each file on its own instead of as capture points of one run' },
+  'sender-log': {
+    type: 'string', multiple: true, arg: 'FILE',
+    help: 'ping\'s output or the UDP generator\'s summary: request-stream holes it says were sent count as lost',
+  },
+  'in-flight-window': { type: 'string', arg: 'MS', help: 'unanswered requests sent this close to the capture\'s end are in flight, not lost (default 1000)' },
+  t0: { type: 'string', arg: 'EPOCH_MICROS', help: 'the time the figures count from (default: the first packet)' },
+  help: HELP_OPTION,
 } as const;
+
+export const ANALYZE: CommandSpec<typeof OPTIONS> = {
+  name: 'analyze', args: 'CAPTURE|DIR...|TRACE-DIR',
+  summary: 'Offline analysis of pcap and pcapng captures (Ethernet, Linux SLL, SLL2), several merged by interface, or a trace folder re-judged: the same per-flow figures as a run.',
+  options: OPTIONS,
+  notes: ['A trace folder of `switchover run --trace` (with --json at most) is re-judged as the run judged it.'],
+};
 
 /** Bounds of the numeric options: pcap seconds are 32-bit, and a window beyond an hour means nothing. */
 const LIMITS: Record<'in-flight-window' | 't0', { max: number; what: string }> = {
@@ -135,16 +143,20 @@ async function captureFiles(paths: readonly string[]): Promise<CaptureFile[]> {
 }
 
 export async function analyzeCommand(argv: string[]): Promise<number> {
+  const usage = (message: string): number => {
+    process.stderr.write(`switchover analyze: ${message}\nusage: ${usageLine(ANALYZE)}  (\`switchover analyze --help\` describes every option)\n`);
+    return 2;
+  };
   let parsed;
   try {
-    parsed = parseArgs({ args: joinDashValues(argv, valuedOptions(OPTIONS)), allowPositionals: true, strict: true, options: OPTIONS });
+    parsed = parseCommand(ANALYZE, argv);
   } catch (e) {
-    process.stderr.write(`switchover analyze: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
+    if (e instanceof UsageError) return usage(e.message);
+    throw e;
   }
+  if (!parsed) return 0;
   const { values, positionals } = parsed;
-  if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
-  if (positionals.length === 0) { process.stderr.write(`switchover analyze: no capture given\n${USAGE}\n`); return 2; }
+  if (positionals.length === 0) return usage('no capture given');
   if (positionals.length === 1 && isTraceDir(positionals[0]!)) {
     if (values.t0 !== undefined || values['in-flight-window'] !== undefined) {
       process.stderr.write(`switchover analyze: ${positionals[0]} is a trace, re-judged with the run's own t0 and in-flight window: drop --t0 and --in-flight-window\n`);

@@ -111,7 +111,7 @@ function parseErrorMessage(spec: CommandSpec, e: Error & { code?: string }): str
  * integer 1..1000`). Only values that look like numbers are joined, so `--json -x` still
  * reads as a missing value.
  */
-export function joinDashValues(argv: readonly string[], valued: readonly string[]): string[] {
+function joinDashValues(argv: readonly string[], valued: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -128,6 +128,6 @@ export function joinDashValues(argv: readonly string[], valued: readonly string[
 }
 
 /** The `--name` spellings of the options of a parseArgs config that take a value. */
-export function valuedOptions(options: Record<string, { type: string }>): string[] {
+function valuedOptions(options: Record<string, { type: string }>): string[] {
   return Object.entries(options).filter(([, o]) => o.type === 'string').map(([name]) => `--${name}`);
 }

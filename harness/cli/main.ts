@@ -3,9 +3,8 @@
 //
 // Exit codes: 0 all pass (unsupported allowed), 1 a failed expectation, 2 an error (bad input,
 // missing tool, setup failure) with a message that says what to do.
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { analyzeCommand } from './analyze.js';
+import { ANALYZE, analyzeCommand } from './analyze.js';
 import { type CommandSpec, HELP_OPTION, UsageError, parseCommand, usageLine } from './args.js';
 import { compareToBaseline, formatComparison, loadBaseline, parseTolerance, saveBaseline } from '../verdict/baseline.js';
 import { findScenarios } from '../scenario/catalogue.js';
@@ -14,7 +13,7 @@ import { ToolMissingError } from '../net/exec.js';
 import { checkOutputDir, checkOutputFile, OutputError, writeOutput } from './output-paths.js';
 import { Progress } from './progress.js';
 import { formatRepeatStats, repeatStatsByScenario } from '../verdict/repeat-stats.js';
-import { exitCodeFor, writeJsonReport, type JsonReport } from '../report/json.js';
+import { exitCodeFor, readJsonReport, writeJsonReport } from '../report/json.js';
 import { writeHtmlReport } from '../report/html.js';
 import { writeJunitReport } from '../report/junit.js';
 import { renderResultsTable } from '../report/table.js';
@@ -98,14 +97,7 @@ async function baselineCommand(argv: string[]): Promise<number> {
   if (verb !== 'save' || !outFile) throw new UsageError('expected `switchover baseline save OUT.json ...`', BASELINE);
   checkOutputFile('baseline save', outFile);
   if (values.from === undefined) return runAndReport(values, names, outFile);
-  let report: JsonReport;
-  try {
-    report = JSON.parse(readFileSync(values.from, 'utf8')) as JsonReport;
-  } catch (e) {
-    throw new UsageError(`--from ${values.from}: cannot read a results file: ${(e as Error).message}`, BASELINE);
-  }
-  if (!Array.isArray(report?.results)) throw new UsageError(`${values.from}: not a switchover --json results file (no "results" array)`, BASELINE);
-  const { results } = report;
+  const { results } = readJsonReport(values.from);
   await writeOutput('baseline save', outFile, (f) => saveBaseline(results, f));
   process.stdout.write(`baseline of ${results.length} scenario(s) saved to ${outFile}\n`);
   return 0;
@@ -203,7 +195,7 @@ const COMMANDS: readonly Command[] = [
   { ...SHOW, run: showCommand },
   { ...SCHEMA, run: schemaCommand },
   { ...REPLAY, run: replayCommand },
-  { name: 'analyze', args: 'PCAP...|TRACE-DIR [--json]', summary: 'Offline analysis of any capture (Ethernet, Linux SLL, SLL2): the same per-flow figures as a run.', run: analyzeCommand },
+  { ...ANALYZE, run: analyzeCommand },
   { ...REPORT_COMPARE, run: reportCommand },
   { ...BASELINE, run: baselineCommand },
   { ...CLEANUP, run: cleanupCommand },

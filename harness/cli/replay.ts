@@ -34,9 +34,14 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const trace = await readTrace(positionals[0]!);
   const backend = await backendFor(values.backend ?? trace.result.backend, values.qemu, REPLAY);
   const progress = new Progress();
-  progress.scenarioStart(trace.scenario.name, 1, 1);
-  const again = await runScenario(trace.scenario, { backend, progress });
-  progress.scenarioEnd(again.verdict);
+  let again: Awaited<ReturnType<typeof runScenario>>;
+  try {
+    progress.scenarioStart(trace.scenario.name, 1, 1);
+    again = await runScenario(trace.scenario, { backend, progress });
+    progress.scenarioEnd(again.verdict);
+  } finally {
+    progress.close();
+  }
   process.stdout.write(sideBySide(trace.result, again, [`trace (${trace.result.startedAt})`, 'replay (here)']));
   if (values.json !== undefined) await writeOutput('--json', values.json, (f) => writeJsonReport(f, [again], { packets: false }));
   return exitCodeFor([again]);

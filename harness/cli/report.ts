@@ -3,7 +3,7 @@
 // writes the page with each pair's timelines. Exit 0 once compared, 2 on bad input or when no
 // scenario pairs.
 import { writeFileSync } from 'node:fs';
-import { commandHelp, HELP_OPTION, parseCommand, UsageError, type CommandSpec } from './args.js';
+import { commandHelp, HELP_OPTION, parseCommand, UsageError, usageLine, type CommandSpec } from './args.js';
 import { checkOutputFile, OutputError, writeOutput } from './output-paths.js';
 import { compareResults, parsePairRule, renderCompareHtml, renderCompareTable } from '../report/compare.js';
 import { readJsonReport } from '../report/json.js';
@@ -29,8 +29,6 @@ export const REPORT_COMPARE = {
     '  switchover report compare out/results.json out/results.json --pair baseline-:netpass-',
   ],
 } as const satisfies CommandSpec;
-
-const USAGE = 'usage: switchover report compare A.json B.json [--pair FROM:TO]... [--html FILE]';
 
 async function compare(argv: string[]): Promise<number> {
   const parsed = parseCommand(REPORT_COMPARE, argv);
@@ -65,7 +63,7 @@ export async function reportCommand(argv: string[]): Promise<number> {
     if (sub === '--help' || sub === '-h') { process.stdout.write(commandHelp(REPORT_COMPARE)); return 0; }
     throw new UsageError(sub === undefined ? 'expected a report kind: compare' : `unknown report ${JSON.stringify(sub)}: expected compare`);
   } catch (e) {
-    if (e instanceof UsageError) process.stderr.write(`switchover report: ${e.message}\n${USAGE}\n`);
+    if (e instanceof UsageError) process.stderr.write(`switchover report: ${e.message}\nusage: ${usageLine(REPORT_COMPARE)}\n`);
     else if (e instanceof InputError || e instanceof OutputError) process.stderr.write(`switchover report: ${e.message}\n`);
     else throw e;
     return 2;

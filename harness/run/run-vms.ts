@@ -14,9 +14,8 @@ export const MIGRATION_TIMEOUT_MS = 120_000;
 /** Start a VM of the scenario on `tap`: the runner's, handed down to a hop. */
 export type LaunchVm = (name: string, tap: string, extra: Partial<VmSpec>) => Promise<VmHandle>;
 
-/** Who else wants to know of each VM (the trace): launched, and its QMP transcript by VM name. */
+/** Who else wants to know of each VM (the trace): its QMP transcript, by VM name. */
 export interface RunVmHooks {
-  launched(vm: VmHandle): void;
   qmpTranscript(name: string): QmpTranscript;
 }
 
@@ -41,7 +40,6 @@ export class RunVms {
     const vm = await this.backend.launch(spec, this.hooks ? { qmpTranscript: this.hooks.qmpTranscript(name) } : {});
     this.live.push(vm);
     this.launched.push({ vm, atMs });
-    this.hooks?.launched(vm);
     const source = name === 'src' ? 'src' : 'dst';
     vm.qmp.on('*', (ev) => this.timeline.event(source, ev));
     return vm;

@@ -9,7 +9,7 @@
 // `trace`, what the run saw is kept in a folder (trace.ts) that `switchover analyze` re-judges.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { MigrationInfo, MigrationStatus } from '../../lib/qmp-protocol.js';
 import { startCapture, vmTapFilter, type Capture, type CaptureStats } from '../capture/tcpdump.js';
 import { countersDelta, readKernelCounters } from '../net/kernel-counters.js';
@@ -217,10 +217,8 @@ async function execute(live: Live, result: ScenarioResult, phase: (p: string) =>
     unread = undefined;
   }
   await readDestinationStalls();
-  result.health = buildHealth({
-    topo, delta: counters, captures: captureStats, stalls,
-    generators: await Promise.all(traffic.udpSenders.map((u) => u.result)),
-  });
+  const generators = await Promise.all(traffic.udpSenders.map((u) => u.result));
+  result.health = buildHealth({ topo, delta: counters, captures: captureStats, stalls, generators });
   const t0 = timeline.t0 ?? 0;
   const fdbMoves = live.fdb ? live.fdb.moves(GUEST_MAC) : [];
   await live.fdb?.stop();
@@ -238,7 +236,7 @@ async function execute(live: Live, result: ScenarioResult, phase: (p: string) =>
     vmLives: vms.lives(t0).map((l) => ({ ...l, fromMs: Number.isFinite(l.fromMs) ? l.fromMs : null })),
     senderLogs: [
       ...(flowsDone.ping ? [pingSenderLog(flowsDone.ping)] : []),
-      ...(await Promise.all(traffic.udpSenders.map((u) => u.result))).map(udpSenderLog),
+      ...generators.map(udpSenderLog),
     ],
   };
   Object.assign(result, await analyzeRunCaptures(analysis, result.health));
@@ -267,8 +265,8 @@ async function exitedAlready(vm: VmHandle): Promise<string | undefined> {
   const x = await Promise.race([vm.exited, sleep(0).then(() => undefined)]);
   if (!x) return undefined;
   // The run dir goes with teardown: quote the guest's last words (the QEMU backend's console).
-  const consoleLog = join(dirname(vm.logPath), `${vm.spec.name}.console.log`);
-  const last = existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8').split('\n').filter((l) => /panic|BUG|Oops/.test(l)).at(-1)?.trim() : undefined;
+  const consoleLog = 'consoleLog' in vm && typeof vm.consoleLog === 'string' ? vm.consoleLog : undefined;
+  const last = consoleLog && existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8').split('\n').filter((l) => /panic|BUG|Oops/.test(l)).at(-1)?.trim() : undefined;
   return `${vm.spec.name} exited (${x.signal ?? `code ${x.code}`})${last ? `; its console: ${last.slice(0, 200)}` : ''}`;
 }
 

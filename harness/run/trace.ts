@@ -30,6 +30,7 @@ import { formatArgv, run } from '../net/exec.js';
 import type { KernelCounters } from '../net/kernel-counters.js';
 import type { NsRole, Topology } from '../net/topology.js';
 import type { CaptureAnalysisInput, JudgeInput } from './judge.js';
+import type { RunVmHooks } from './run-vms.js';
 import type { Timeline } from './timeline.js';
 import type { QmpTranscriptEntry } from '../../lib/qmp-client.js';
 import type { Scenario, ScenarioResult, VmHandle } from '../scenario/types.js';
@@ -72,7 +73,6 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 export class TraceRecorder {
   private readonly notes: string[] = [];
-  private readonly vms: VmHandle[] = [];
   private readonly transcripts = new Map<string, QmpTranscriptEntry[]>();
   private captureList: TraceManifest['captures'] = [];
   private sources = new Map<string, string>();
@@ -93,10 +93,9 @@ export class TraceRecorder {
     return new TraceRecorder(opts, topo);
   }
 
-  /** The run's VM hooks: every VM launched, and its QMP transcript from the greeting on. */
-  launchHooks(): { launched: (vm: VmHandle) => void; qmpTranscript: (name: string) => (e: QmpTranscriptEntry) => void } {
+  /** The run's VM hooks: each VM's QMP transcript from the greeting on. */
+  launchHooks(): RunVmHooks {
     return {
-      launched: (vm) => { this.vms.push(vm); },
       qmpTranscript: (name) => {
         const list: QmpTranscriptEntry[] = [];
         this.transcripts.set(name, list);

@@ -17,15 +17,15 @@ import { launchVm } from './process.js';
 import type { BackendFeatures, LaunchHooks, VmBackend, VmHandle, VmSpec } from '../scenario/types.js';
 
 const SWITCHOVER_BIN = fileURLToPath(new URL('../../../bin/switchover.js', import.meta.url));
-const QMP_CONNECT_TIMEOUT_MS = 15_000;
-const QUIT_GRACE_MS = 3_000;
+
+const qmpPathOf = (spec: VmSpec): string => join(spec.runDir, `${spec.name}.qmp`);
 
 /** The VM's command line after `switchover vm`, QEMU spelling (see DESIGN.md). */
 export function engineArgs(spec: VmSpec): string[] {
   validateName('VM', spec.name);
   validateName('TAP interface', spec.tap.ifname);
   return engineArgv({
-    name: spec.name, memMB: spec.memMB, qmpPath: join(spec.runDir, `${spec.name}.qmp`),
+    name: spec.name, memMB: spec.memMB, qmpPath: qmpPathOf(spec),
     nic: {
       ifname: spec.tap.incomingFds ? undefined : spec.tap.ifname, incomingFds: spec.tap.incomingFds,
       queues: spec.tap.queues, vhost: spec.tap.vhost, mac: spec.mac,
@@ -38,8 +38,7 @@ export function engineArgs(spec: VmSpec): string[] {
 async function startVm(name: string, argv: string[], opts: { netns?: string; runDir: string; qmpPath: string } & LaunchHooks): Promise<Omit<VmHandle, 'spec'>> {
   const vm = await launchVm({
     name, argv: [process.execPath, SWITCHOVER_BIN, 'vm', ...argv], netns: opts.netns,
-    logPath: join(opts.runDir, `${name}.log`), qmpPath: opts.qmpPath,
-    connectTimeoutMs: QMP_CONNECT_TIMEOUT_MS, quitTimeoutMs: QUIT_GRACE_MS, qmpTranscript: opts.qmpTranscript,
+    logPath: join(opts.runDir, `${name}.log`), qmpPath: opts.qmpPath, qmpTranscript: opts.qmpTranscript,
   });
   return { ...vm, guestUdpSend: async (o) => { await vm.qmp.execute('x-guest-udp-send', o); } };
 }
@@ -89,7 +88,7 @@ export const engineBackend: VmBackend = {
   },
   async launch(spec: VmSpec, hooks: LaunchHooks = {}): Promise<VmHandle> {
     const argv = engineArgs(spec);
-    const vm = await startVm(spec.name, argv, { netns: spec.netns, runDir: spec.runDir, qmpPath: join(spec.runDir, `${spec.name}.qmp`), ...hooks });
+    const vm = await startVm(spec.name, argv, { netns: spec.netns, runDir: spec.runDir, qmpPath: qmpPathOf(spec), ...hooks });
     return { ...vm, spec };
   },
 };

@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { whichTool } from '../net/exec.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -24,7 +25,7 @@ export interface QemuBuild {
 }
 
 export function qemuBuilds(): QemuBuild[] {
-  const onPath = (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, SYSTEM_QEMU)));
+  const onPath = whichTool(SYSTEM_QEMU) !== undefined;
   return [
     { label: 'qemu 7.2', binary: SYSTEM_QEMU, ...(onPath ? {} : { missing: `${SYSTEM_QEMU} is not on PATH: run \`npm run setup\` (apt-get install qemu-system-x86)` }) },
     { label: 'qemu 10.0', binary: BACKPORTS_QEMU, ...(existsSync(BACKPORTS_QEMU) ? {} : { missing: `${BACKPORTS_QEMU} is not there: run \`npm run setup -- --qemu-backports\`` }) },

@@ -112,13 +112,9 @@ export function qemuBackend(opts: QemuBackendOptions = {}): QemuBackend {
       return vm;
     },
     async waitBooted(vm, timeoutMs = bootTimeoutMs) {
-      const deadline = Date.now() + timeoutMs;
       let exited: VmExit | undefined;
       void vm.exited.then((x) => { exited = x; });
-      while (Date.now() < deadline && !exited) {
-        if (readText(vm.consoleLog).includes(GUEST_READY_MARKER)) return;
-        await sleep(POLL_MS);
-      }
+      if (await consoleShowsReady(vm.consoleLog, vm.exited, timeoutMs)) return;
       const why = exited ? `QEMU exited (code ${exited.code}, signal ${exited.signal})` : `no ${GUEST_READY_MARKER} within ${timeoutMs} ms`;
       throw new Error(`guest ${vm.spec.name} did not boot: ${why} under ${vm.accelerator}; `
         + `see ${vm.logPath}:\n${logTail(vm.logPath)}\nand ${vm.consoleLog}:\n${logTail(vm.consoleLog)}`);
@@ -275,16 +271,7 @@ async function probeAccelerator(binary: string, guest: Guest, cacheDir: string):
         '-serial', `file:${log}`, '-qmp', `unix:${join(dir, 'probe.qmp')},server=on,wait=off`,
       ],
     });
-    let done = false;
-    void vm.exited.then(() => { done = true; });
-    const deadline = Date.now() + KVM_PROBE_TIMEOUT_MS;
-    while (Date.now() < deadline && !done) {
-      if (readText(log).includes(GUEST_READY_MARKER)) {
-        verdict = 'kvm';
-        break;
-      }
-      await sleep(POLL_MS);
-    }
+    if (await consoleShowsReady(log, vm.exited, KVM_PROBE_TIMEOUT_MS)) verdict = 'kvm';
   } catch (e) {
     if (!(e instanceof VmLaunchError)) throw e; // QEMU refused -accel kvm: TCG it is
   } finally {
@@ -343,6 +330,18 @@ function vhostUsable(): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EACCES' && !isRoot();
   }
+}
+
+/** Whether the serial console `log` shows the guest's ready marker within `timeoutMs`; false once the VM exits. */
+async function consoleShowsReady(log: string, exited: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let gone = false;
+  void exited.then(() => { gone = true; });
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !gone) {
+    if (readText(log).includes(GUEST_READY_MARKER)) return true;
+    await sleep(POLL_MS);
+  }
+  return false;
 }
 
 function readText(path: string): string {

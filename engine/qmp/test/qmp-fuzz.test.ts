@@ -349,7 +349,8 @@ test('a command before capabilities negotiation is refused with CommandNotFound,
 
 test('a request just over the line limit is refused as too long, whatever the chunking', () => withVm(async (vm) => {
   // The limit must hold for the line as a whole, including when the newline arrives in the
-  // same read as the bytes that cross the limit (qmp-server.ts checks only the carried part).
+  // same read as the bytes that cross the limit (a check of only the part carried over from
+  // earlier reads would miss it).
   const q = await RawQmp.open(vm.qmpPath);
   try {
     for (const over of [1, 100, 4096, 60_000, MAX_LINE_BYTES]) {

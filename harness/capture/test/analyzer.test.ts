@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeCaptures, analyzePcap } from '../analyzer.js';
+import { LINKTYPE_LINUX_SLL2 } from '../capture-file.js';
 import { announceFrame, ethernet, icmpEcho, ipv4, sll2, udpStream, writePcap } from '../../../fixtures/pcap-synth.js';
 import { ETHERTYPE_IPV4 } from '../../../lib/net-addr.js';
 import { analyzeFixture, assertTruth, loadTruths } from './fixture-truth.js';
@@ -178,7 +179,7 @@ test('synthetic SLL2 (-i any): a forwarded packet seen on two interfaces counts 
     frames.push({ tsMicros: t + 60, frame: sll2(4, GUEST, ETHERTYPE_IPV4, rep(s), 4) });   // veth out
   }
   const file = join(tmp, 'any.pcap');
-  writePcap(file, frames, 276);
+  writePcap(file, frames, { linkType: LINKTYPE_LINUX_SLL2 });
   const f = (await analyzePcap(file, { inFlightWindowMs: 100 })).flows[0]!;
   assert.is(f.sent, 50);
   assert.equal(f.lostSeqs, [20]);

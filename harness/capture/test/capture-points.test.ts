@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeCaptures, captureFilesIn, type PcapAnalysis } from '../analyzer.js';
+import { LINKTYPE_LINUX_SLL2 } from '../capture-file.js';
 import { ethernet, icmpEcho, ipv4, sll2, udpStream, writePcap, writePcapng } from '../../../fixtures/pcap-synth.js';
 import { ETHERTYPE_IPV4 } from '../../../lib/net-addr.js';
 import { analyzeFixture, assertTruth, FIXTURES, truthNamed } from './fixture-truth.js';
@@ -191,7 +192,7 @@ test('Linux SLL2 (-i any): each ifindex is a capture point, named @ifN, and a pa
     frames.push({ tsMicros: t + 50, frame: sll2(7, GUEST_MAC, ETHERTYPE_IPV4, p(s)) });
     frames.push({ tsMicros: t + 60, frame: sll2(4, GUEST_MAC, ETHERTYPE_IPV4, p(s), 4) });
   }
-  writePcap(join(tmp, 'any.pcap'), frames, 276);
+  writePcap(join(tmp, 'any.pcap'), frames, { linkType: LINKTYPE_LINUX_SLL2 });
   const a = await analyzeCaptures([{ path: join(tmp, 'any.pcap') }], { inFlightWindowMs: 100 });
   assert.equal(a.points.map((x) => [x.name, x.ifindex]), [['any@if4', 4], ['any@if7', 7]]);
   const f = a.flows[0]!;

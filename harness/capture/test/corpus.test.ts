@@ -13,24 +13,14 @@ import { analyzeCaptures } from '../analyzer.js';
 import { PcapFormatError } from '../capture-file.js';
 import { readPcap } from '../pcap-reader.js';
 import { analyzeCommand } from '../../cli/analyze.js';
+import { runInProcess } from '../../cli/test/run-cli.js';
 import type { CorpusEntry } from '../../../fixtures/pcap-corpus.js';
 import { assertTruth, FIXTURES, truthNamed } from './fixture-truth.js';
 
 const CORPUS = join(FIXTURES, 'corpus');
 const entries = JSON.parse(readFileSync(join(CORPUS, 'corpus.json'), 'utf8')) as CorpusEntry[];
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '', err = '';
-  const o = process.stdout.write.bind(process.stdout), e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => { out += s; return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
-  try {
-    return { code: await analyzeCommand(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+const cli = (argv: string[]) => runInProcess(analyzeCommand, argv);
 
 test('the corpus: every file listed, and it covers what issue 15 asks for', () => {
   assert.equal(readdirSync(CORPUS).filter((f) => f !== 'corpus.json').sort(), entries.map((e) => e.file).sort());

@@ -10,6 +10,7 @@ import { announceFrame, ethernet, icmpEcho, ipv4, writePcap } from '../../../fix
 import { attributeLoss, tapPeriods, type LossEvidence, type TapPeriod, type VmLife } from '../loss-causes.js';
 import { analyzePcap, type PcapFlow, type SeqEvidence } from '../analyzer.js';
 import { ETHERTYPE_IPV4 } from '../../../lib/net-addr.js';
+import { SeededRandom } from '../../../fixtures/seeded-random.js';
 import type { LossCause } from '../../scenario/types.js';
 
 const GUEST = '192.168.100.2';
@@ -199,28 +200,16 @@ test('from pcaps: a TAP captured both ways gives per-seq evidence; only the gues
   assert.ok(c.flows[0]!.lost >= 20, `lost ${c.flows[0]!.lost}`);
 });
 
-/** A small deterministic PRNG (mulberry32), so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test('the causes of every flow add up to its lost count and cover exactly its lost seqs (500 random runs)', () => {
   for (let run = 0; run < 500; run++) {
-    const r = rng(run + 1);
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+    const rnd = new SeededRandom(run + 1);
+    const r = (): number => rnd.next();
     const states = ['running', 'paused', 'stopped'] as const;
     const periods: TapPeriod[] = [];
     for (const tap of ['tap0', 'tap1']) {
       let t = -100 + r() * 200;
       for (let i = 0; i < 1 + Math.floor(r() * 4); i++) {
-        periods.push({ tap, vm: `vm${i}`, fromMs: t, state: pick(states) });
+        periods.push({ tap, vm: `vm${i}`, fromMs: t, state: rnd.pick(states) });
         t += r() * 300;
       }
     }
@@ -230,7 +219,7 @@ test('the causes of every flow add up to its lost count and cover exactly its lo
       const name = `flow${fi}`;
       const mode = r() < 0.3 ? 'one-way' : 'request-reply';
       const lost = range(0, 400).filter(() => r() < 0.2);
-      flows.push(flow(name, lost, { mode, kind: r() < 0.5 ? 'ping' : 'udp', sender: pick([GUEST, CLIENT]) }));
+      flows.push(flow(name, lost, { mode, kind: r() < 0.5 ? 'ping' : 'udp', sender: rnd.pick([GUEST, CLIENT]) }));
       for (const x of taps) {
         const req = range(0, 400).filter(() => r() < 0.6);
         x.seen.set(name, { requestAt: new Map(req.map((q) => [q, q * (0.5 + r())])), replyAt: new Map(req.filter(() => r() < 0.5).map((q) => [q, q + r() * 50])) });
@@ -239,7 +228,7 @@ test('the causes of every flow add up to its lost count and cover exactly its lo
     // tap1's counter may even have gone down (a recreated link): it bounds nothing then.
     const tapTxDropped: Record<string, number> = { tap0: Math.floor(r() * 100), tap1: Math.floor(r() * 100) - 20 };
     const veth = Math.floor(r() * 20), arp = Math.floor(r() * 50);
-    const layout = pick(['bridge', 'routed'] as const);
+    const layout = rnd.pick(['bridge', 'routed'] as const);
     const causes = attributeLoss(evidence({
       flows, taps, periods, layout, tapTxDropped, clientVeth: { name: 'vc', txDropped: veth }, arpUnresolvedDiscards: arp,
     }));

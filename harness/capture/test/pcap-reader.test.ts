@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readPcap } from '../pcap-reader.js';
-import { PcapFormatError, type PcapPacket } from '../capture-file.js';
+import { LINKTYPE_LINUX_SLL, PcapFormatError, type PcapPacket } from '../capture-file.js';
 import { formatMac } from '../../../lib/net-addr.js';
 import { ethernet, ipv4, icmpEcho, PcapngWriter, sll, writePcap, writePcapng } from '../../../fixtures/pcap-synth.js';
 import { FIXTURES } from './fixture-truth.js';
@@ -77,7 +77,7 @@ test('Ethernet and Linux SLL v1 headers give ethertype, source MAC and payload o
   assert.is(info.format, 'pcap');
 
   const cooked = join(tmp, 'sll.pcap');
-  writePcap(cooked, [{ tsMicros: 5, frame: sll(MAC, 0x0800, ipv4('10.0.0.1', '10.0.0.2', 1, icmpEcho(8, 1, 1)), 4) }], 113);
+  writePcap(cooked, [{ tsMicros: 5, frame: sll(MAC, 0x0800, ipv4('10.0.0.1', '10.0.0.2', 1, icmpEcho(8, 1, 1)), 4) }], { linkType: LINKTYPE_LINUX_SLL });
   const got2: Array<ReturnType<typeof collect> & { type: number }> = [];
   await readPcap(cooked, (p) => got2.push({ ...collect(p), type: p.sllPacketType }));
   assert.equal(got2, [{ ts: 5, et: 0x0800, src: MAC, payload: 16, type: 4 }]);
@@ -87,7 +87,7 @@ test('classic pcap in both byte orders, µs and ns, as pcap-parser reads it', as
   const frames = Array.from({ length: 50 }, (_, i) => ({ tsMicros: T + i * 997, frame: frame(i) }));
   for (const [name, opts] of [['le.pcap', {}], ['be.pcap', { bigEndian: true }], ['le-ns.pcap', { nanosecond: true }], ['be-ns.pcap', { bigEndian: true, nanosecond: true }]] as const) {
     const file = join(tmp, name);
-    writePcap(file, frames, 1, opts);
+    writePcap(file, frames, opts);
     assert.equal(await timesOf(file), frames.map((f) => f.tsMicros), name);
     if (!name.includes('ns')) assert.equal(await pcapParserTimes(file), frames.map((f) => f.tsMicros), `${name}: pcap-parser`);
     assert.is((await readPcap(file, () => undefined)).nanosecond, name.includes('ns'));

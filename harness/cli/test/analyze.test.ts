@@ -10,24 +10,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeCommand } from '../analyze.js';
 import type { PcapAnalysis } from '../../capture/analyzer.js';
+import { runInProcess } from './run-cli.js';
 
 const fixtures = fileURLToPath(new URL('../../../../fixtures/pcaps/', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'swan-'));
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => { out += s; return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
-  try {
-    return { code: await analyzeCommand(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+const run = (argv: string[]) => runInProcess(analyzeCommand, argv);
 
 test('table: flow row, lost seqs and outage', async () => {
   const r = await run([join(fixtures, 'ping-drop-window.pcap')]);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { reportCommand } from '../report.js';
 import { writeJsonReport } from '../../report/json.js';
 import { fakeResult } from '../../report/test/fake-result.js';
-import { runCli } from './run-cli.js';
+import { runCli, runInProcess } from './run-cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'swreport-'));
 const fileA = join(tmp, 'a.json');
@@ -16,20 +16,7 @@ const fileB = join(tmp, 'b.json');
 writeJsonReport(fileA, [fakeResult({ scenario: 'baseline-x', lost: 12, downtimeMs: 40 }), fakeResult({ scenario: 'y' })], { packets: false });
 writeJsonReport(fileB, [fakeResult({ scenario: 'netpass-x', lost: 0, downtimeMs: 44 }), fakeResult({ scenario: 'y', lost: 1 })], { packets: false });
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => { out += s; return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
-  try {
-    return { code: await reportCommand(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+const run = (argv: string[]) => runInProcess(reportCommand, argv);
 
 test('compare: the table, and with --html the page', async () => {
   const html = join(tmp, 'compare.html');

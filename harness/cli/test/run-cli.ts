@@ -1,10 +1,12 @@
 // `switchover ...` as a user runs it, for the tests that reproduce a command line: a child
 // process with its exit code, stdout and stderr, a time limit (a hang fails the test instead of
-// the file), and on request a callback per stderr line (the progress lines of a run).
+// the file), and on request a callback per stderr line (the progress lines of a run); or one
+// subcommand called in this process, with what it writes to stdout and stderr.
 //
 // API
 //   runCli(argv, { env?, cwd?, timeoutMs?, onStderrLine? }) -> Promise<CliResult>
 //   startCli(argv, opts) -> { child, done }     the same, with the child to signal
+//   runInProcess(command, argv) -> Promise<{ code, out, err }>
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -44,4 +46,20 @@ export function startCli(argv: readonly string[], opts: CliOptions = {}): { chil
 
 export function runCli(argv: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
   return startCli(argv, opts).done;
+}
+
+/** `command(argv)` (analyzeCommand, reportCommand, ...) in this process, its output captured. */
+export async function runInProcess(
+  command: (argv: string[]) => Promise<number>, argv: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const o = process.stdout.write.bind(process.stdout), e = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => { out += s; return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
+  try {
+    return { code: await command(argv), out, err };
+  } finally {
+    process.stdout.write = o;
+    process.stderr.write = e;
+  }
 }

@@ -22,8 +22,8 @@ export function recordingBackend(inner: VmBackend): RecordingBackend {
   const backend: VmBackend = {
     name: inner.name,
     probe: () => inner.probe(),
-    async launch(spec) {
-      const vm = await inner.launch(spec);
+    async launch(spec, hooks) {
+      const vm = await inner.launch(spec, hooks);
       launched.push(vm);
       return vm;
     },

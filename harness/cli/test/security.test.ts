@@ -26,6 +26,7 @@ import { applyOverrides, InputError } from '../../scenario/scenario.js';
 import { createTopology } from '../../net/topology.js';
 import type { Scenario, ScenarioResult, VmBackend, VmHandle, VmSpec } from '../../scenario/types.js';
 import { recordingBackend, runLeftovers } from './run-inspect.js';
+import { runCli } from './run-cli.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const BIN = join(ROOT, 'bin/switchover.js');
@@ -60,17 +61,8 @@ async function base(): Promise<Scenario> {
   return s!;
 }
 
-/** Runs the CLI with an argument array (no shell here either); resolves exit code and output. */
-function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+/** The CLI with an argument array (no shell here either). */
+const cli = (args: string[]) => runCli(args);
 
 // ---- sudo ------------------------------------------------------------------------------------
 

@@ -64,7 +64,6 @@ async function record(dir: string, verdict: ScenarioResult['verdict'], on: 'fail
   transcript({ t: 5, dir: 'greeting', msg: { QMP: {} } });
   transcript({ t: 6, dir: 'command', msg: { execute: 'qmp_capabilities' } });
   const vm = { spec: { name: 'src' }, logPath: join(runDir, 'src.qemu.log'), argv: ['qemu-system-x86_64', '-name', 'src'] } as unknown as VmHandle;
-  hooks.launched(vm);
   rec.captures([{ point: 'client', ns: 'client', iface: 'so-r1-c0', file: join(runDir, 'client.pcap') }]);
   await rec.topology('before');
   rec.copyRunFiles([vm]);
