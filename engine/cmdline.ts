@@ -59,7 +59,8 @@ export class CmdlineError extends Error {
   }
 }
 
-const DEFAULT_MAC = '52:54:00:12:34:56';
+/** The NIC's MAC when -device gives none (QEMU's default for the first NIC). */
+export const DEFAULT_MAC = '52:54:00:12:34:56';
 
 /** Splits a QemuOpts string; `,,` is a literal comma. The first item may be a bare value (the implied key). */
 function splitOpts(text: string): string[] {
@@ -133,35 +134,68 @@ class Opts {
   error(msg: string): CmdlineError { return this.err(msg); }
 }
 
-/** `-netdev tap,...`, checked by engine/guest/tap-options.ts once it is known whether the VM is incoming. */
+/** A netdev or device option refused; the command line prefixes its `-netdev ...:` context, QMP sends it as is. */
+export class OptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OptionError';
+  }
+}
+
+/**
+ * A tap netdev's options (QemuOpts strings: `on`/`off`, numbers in decimal) checked and typed;
+ * the one path for `-netdev tap,...` and QMP `netdev_add`. `incoming`: the VM is an incoming
+ * migration that has not loaded yet, which `incoming-fds=on` needs.
+ */
+export function tapNetdevConfig(opts: Record<string, string>, ctx: { incoming: boolean }): TapNetdevConfig {
+  let t;
+  try {
+    t = validateTapOptions(opts, ctx);
+  } catch (e) {
+    if (e instanceof TapOptionsError) throw new OptionError(e.message);
+    throw e;
+  }
+  if (t.helper !== undefined) throw new OptionError('helper= is not supported: this engine runs no bridge helper');
+  for (const [k, v] of [['script', t.script], ['downscript', t.downscript]] as const) {
+    if (v !== undefined && v !== 'no' && v !== '') throw new OptionError(`Parameter '${k}' must be 'no': this engine runs no network scripts`);
+  }
+  if (!t.fds.length && !t.ifname && !t.incomingFds) throw new OptionError(`Parameter 'ifname' is missing (or pass fd=, fds= or incoming-fds=on)`);
+  return { id: t.id, ...(t.ifname ? { ifname: t.ifname } : {}), queues: t.queues, vhost: t.vhost, fds: t.fds, incomingFds: t.incomingFds };
+}
+
+/** A virtio-net-pci device's properties checked; the one path for `-device` and QMP `device_add`. */
+export function nicConfig(p: { id?: string; netdev: string; mac?: string; localMigration?: boolean }): NicConfig {
+  const mac = p.mac ?? DEFAULT_MAC;
+  if (!isMac(mac)) throw new OptionError(`Property 'virtio-net-pci.mac' doesn't take value '${mac}'`);
+  return { id: p.id ?? p.netdev, netdev: p.netdev, mac: mac.toLowerCase(), localMigration: p.localMigration ?? true };
+}
+
+/** `-netdev tap,...`, checked by tapNetdevConfig once it is known whether the VM is incoming. */
 function parseNetdev(text: string, incoming: boolean): TapNetdevConfig {
   const o = new Opts('-netdev', text, true);
   if (o.implied !== 'tap') throw o.error(`Parameter 'type' expects a netdev backend type ('tap' is the one this engine has)`);
-  let t;
   try {
-    t = validateTapOptions(o.rest(), { incoming });
+    return tapNetdevConfig(o.rest(), { incoming });
   } catch (e) {
-    if (e instanceof TapOptionsError) throw o.error(e.message);
+    if (e instanceof OptionError) throw o.error(e.message);
     throw e;
   }
-  if (t.helper !== undefined) throw o.error('helper= is not supported: this engine runs no bridge helper');
-  for (const [k, v] of [['script', t.script], ['downscript', t.downscript]] as const) {
-    if (v !== undefined && v !== 'no' && v !== '') throw o.error(`Parameter '${k}' must be 'no': this engine runs no network scripts`);
-  }
-  if (!t.fds.length && !t.ifname && !t.incomingFds) throw o.error(`Parameter 'ifname' is missing (or pass fd=, fds= or incoming-fds=on)`);
-  return { id: t.id, ...(t.ifname ? { ifname: t.ifname } : {}), queues: t.queues, vhost: t.vhost, fds: t.fds, incomingFds: t.incomingFds };
 }
 
 function parseDevice(text: string): NicConfig {
   const o = new Opts('-device', text, true);
   if (o.implied !== 'virtio-net-pci') throw o.error(`'${o.implied ?? ''}' is not a valid device model name (this engine has virtio-net-pci)`);
   const netdev = o.required('netdev');
-  const mac = o.str('mac') ?? DEFAULT_MAC;
-  if (!isMac(mac)) throw o.error(`Property 'virtio-net-pci.mac' doesn't take value '${mac}'`);
-  const id = o.str('id') ?? netdev;
-  const localMigration = o.bool('local-migration') ?? true;
+  const mac = o.str('mac');
+  const id = o.str('id');
+  const localMigration = o.bool('local-migration');
   o.done();
-  return { id, netdev, mac: mac.toLowerCase(), localMigration };
+  try {
+    return nicConfig({ netdev, ...(id !== undefined ? { id } : {}), ...(mac !== undefined ? { mac } : {}), ...(localMigration !== undefined ? { localMigration } : {}) });
+  } catch (e) {
+    if (e instanceof OptionError) throw o.error(e.message);
+    throw e;
+  }
 }
 
 function parseGuest(text: string): GuestConfig {

@@ -5,7 +5,8 @@ import { CmdlineError, parseCmdline, type VmConfig } from './cmdline.js';
 import { UDP_SENDER_LIMITS } from './guest/net.js';
 import { ipToInt, isIpv4 } from '../lib/net-addr.js';
 import { Migration } from './migration/migration.js';
-import { dispatcher, type CommandTable } from './qmp/commands.js';
+import { deviceCommands } from './device-commands.js';
+import { dispatcher, introspect, type CommandTable } from './qmp/commands.js';
 import { QmpError, QmpServer, type EventSink } from './qmp/server.js';
 import { Vm } from './vm.js';
 
@@ -71,7 +72,12 @@ export async function runVm(cfg: VmConfig): Promise<number> {
     // Let the SHUTDOWN event and the last reply flush before the sockets go.
     setTimeout(() => { for (const s of servers) s.close(); finish(); }, 20);
   };
-  const table: CommandTable = { ...vmCommands(vm, () => quit('host-qmp-quit')), ...mig.commands() };
+  // The NIC may change until the guest first runs, or on a destination until the stream arrives.
+  const beforeGuestRuns = (): boolean => vm.runState === 'prelaunch' || (vm.runState === 'inmigrate' && (mig.incoming?.status ?? 'none') === 'none');
+  const table: CommandTable = {
+    ...vmCommands(vm, () => quit('host-qmp-quit')), ...mig.commands(), ...deviceCommands(vm, beforeGuestRuns),
+    'query-qmp-schema': { args: {}, run: () => introspect(table) },
+  };
   try {
     for (const path of cfg.qmp) servers.push(await QmpServer.listen(path, dispatcher(table)));
     if (cfg.incoming && cfg.incoming !== 'defer') await mig.listenIncoming(cfg.incoming);

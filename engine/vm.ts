@@ -3,12 +3,24 @@
 // vm_stop() only acts on a running VM and sends STOP; vm_start() sends RESUME.
 // A stopped VM does nothing: the vCPU dirties no page, the NIC reads no frame, the guest
 // sends nothing.
-import type { VmConfig } from './cmdline.js';
+// Netdevs and the NIC come from the command line or from QMP (netdev_add, device_add and their
+// _del), through the same addNetdev/addNic; QMP may change them only before the guest has run
+// (main.ts checks when), because the guest model has no hotplug: the guest network stack is
+// built on the NIC's MAC and transmit path.
+import { DEFAULT_MAC, type NicConfig, type TapNetdevConfig, type VmConfig } from './cmdline.js';
 import { GuestNet } from './guest/net.js';
 import { Nic, TapNetdev } from './guest/nic.js';
 import type { RunState, StatusInfo } from '../lib/qmp-protocol.js';
 import { GuestRam, VcpuModel } from './guest/ram.js';
 import type { EventSink } from './qmp/server.js';
+
+/** A netdev or device change refused, with the QMP error class QEMU uses for it. */
+export class VmConfigError extends Error {
+  constructor(readonly errorClass: 'GenericError' | 'DeviceNotFound', message: string) {
+    super(message);
+    this.name = 'VmConfigError';
+  }
+}
 
 export class Vm {
   runState: RunState;
@@ -16,9 +28,9 @@ export class Vm {
   autostart: boolean;
   readonly ram: GuestRam;
   readonly vcpu: VcpuModel;
-  readonly guest: GuestNet;
-  readonly nic: Nic | null;
-  readonly netdevs: TapNetdev[];
+  private guestNet!: GuestNet;
+  private nicDev: Nic | null = null;
+  readonly netdevs: TapNetdev[] = [];
   /** Called after every run-state change (migration listens to notice `cont` on a destination). */
   onRunState: ((s: RunState) => void) | null = null;
 
@@ -26,27 +38,69 @@ export class Vm {
     this.ram = new GuestRam(config.memBytes);
     if (config.guest.fill > 0) this.ram.fill(config.guest.fill);
     this.vcpu = new VcpuModel(this.ram, { dirtyRate: config.guest.dirtyRate });
-    this.netdevs = [];
     try {
-      for (const n of config.netdevs) this.netdevs.push(TapNetdev.open(n));
+      for (const n of config.netdevs) this.addNetdev(n);
     } catch (e) {
       for (const n of this.netdevs) n.close();
       throw e;
     }
-    const nicCfg = config.nics[0];
-    this.nic = nicCfg ? new Nic(nicCfg, this.netdevs.find((n) => n.config.id === nicCfg.netdev)!) : null;
-    const g = config.guest;
-    this.guest = new GuestNet({
-      mac: nicCfg?.mac ?? '52:54:00:12:34:56', prefix: g.prefix,
-      ...(g.ip ? { ip: g.ip } : {}), ...(g.gw ? { gw: g.gw } : {}),
-    }, this.nic ? this.nic.transmit : () => {});
-    this.nic?.attachGuest(this.guest);
+    this.buildGuest();
+    for (const d of config.nics) this.addNic(d);
     this.autostart = !config.startPaused;
     this.runState = config.incoming ? 'inmigrate' : 'prelaunch';
     if (!config.incoming && !config.startPaused) this.start();
   }
 
   get running(): boolean { return this.runState === 'running'; }
+
+  get guest(): GuestNet { return this.guestNet; }
+  get nic(): Nic | null { return this.nicDev; }
+
+  /** The guest network stack on the NIC's MAC and transmit path (none: the default MAC, nowhere to send). */
+  private buildGuest(): void {
+    const g = this.config.guest;
+    const nic = this.nicDev;
+    this.guestNet = new GuestNet({
+      mac: nic?.mac ?? DEFAULT_MAC, prefix: g.prefix, ...(g.ip ? { ip: g.ip } : {}), ...(g.gw ? { gw: g.gw } : {}),
+    }, nic ? nic.transmit : () => {});
+    nic?.attachGuest(this.guestNet);
+  }
+
+  /** Opens a TAP netdev (-netdev tap or netdev_add). Throws VmConfigError when the id is taken. */
+  addNetdev(cfg: TapNetdevConfig): TapNetdev {
+    if (this.netdevs.some((n) => n.config.id === cfg.id)) throw new VmConfigError('GenericError', `Duplicate ID '${cfg.id}' for netdev`);
+    const n = TapNetdev.open(cfg);
+    this.netdevs.push(n);
+    return n;
+  }
+
+  /** Closes a netdev the NIC does not use (netdev_del). */
+  delNetdev(id: string): void {
+    const i = this.netdevs.findIndex((n) => n.config.id === id);
+    if (i < 0) throw new VmConfigError('DeviceNotFound', `Device '${id}' not found`);
+    // QEMU would leave the NIC with a dead link; the engine's guest has no link state to show it.
+    if (this.nicDev?.netdev === this.netdevs[i]) throw new VmConfigError('GenericError', `netdev '${id}' is in use by device '${this.nicDev.config.id}': device_del it first`);
+    this.netdevs[i]!.close();
+    this.netdevs.splice(i, 1);
+  }
+
+  /** Plugs the virtio-net-pci NIC on its netdev (-device or device_add); the guest stack is rebuilt on its MAC. */
+  addNic(cfg: NicConfig): void {
+    if (this.nicDev?.config.id === cfg.id) throw new VmConfigError('GenericError', `Duplicate device ID '${cfg.id}'`);
+    const netdev = this.netdevs.find((n) => n.config.id === cfg.netdev);
+    if (!netdev) throw new VmConfigError('GenericError', `Property 'virtio-net-pci.netdev' can't find value '${cfg.netdev}'`);
+    if (this.nicDev) throw new VmConfigError('GenericError', `the engine guest has one NIC ('${this.nicDev.config.id}' is plugged)`);
+    this.nicDev = new Nic(cfg, netdev);
+    this.buildGuest();
+  }
+
+  /** Unplugs the NIC (device_del); its netdev stays, as in QEMU. */
+  delNic(id: string): void {
+    if (this.nicDev?.config.id !== id) throw new VmConfigError('DeviceNotFound', `Device '${id}' not found`);
+    this.nicDev.stopRx();
+    this.nicDev = null;
+    this.buildGuest();
+  }
 
   status(): StatusInfo {
     return { running: this.running, singlestep: false, status: this.runState };

@@ -84,10 +84,43 @@ export interface GuestNetInfo {
   'netpass-injected'?: { frames: number; 'max-delay-ms': number; 'mean-delay-ms': number };
 }
 
-/** One entry of query-qmp-schema (qapi/introspect.json SchemaInfo), the fields we read. */
+/** One entry of query-qmp-schema (qapi/introspect.json SchemaInfo): builtins, objects, commands. */
 export interface SchemaInfo {
-  name: string; 'meta-type': string;
-  members?: Array<{ name: string; type?: string }>;
+  name: string; 'meta-type': 'builtin' | 'object' | 'command' | 'enum' | 'array' | 'alternate' | 'event';
+  /** builtin: its JSON type. */
+  'json-type'?: string;
+  /** object: its members; `default: null` marks an optional one (SchemaInfoObjectMember). */
+  members?: Array<{ name: string; type?: string; default?: null }>;
+  /** command: the object type of its arguments and the type of its return value. */
+  'arg-type'?: string; 'ret-type'?: string;
+}
+
+/**
+ * netdev_add with the tap backend (qapi/net.json Netdev, variant NetdevTapOptions), as QMP
+ * types it: `fd`/`fds` are names given with getfd (or fd numbers), `queues` an integer.
+ * `incoming-fds` is the local-migration series' (v12 patch 6/8).
+ */
+export interface NetdevTapAdd {
+  type: 'tap'; id: string;
+  ifname?: string; fd?: string; fds?: string; helper?: string; script?: string; downscript?: string;
+  queues?: number; vhost?: boolean; vnet_hdr?: boolean; sndbuf?: number;
+  'incoming-fds'?: boolean;
+}
+
+/**
+ * device_add of virtio-net-pci, with the qdev property names as they go on the wire (QOM
+ * matches them exactly: `local-migration`, `disable-legacy`; the series' Python test writes
+ * `local_migration` and QEMUMachine.cmd turns `_` into `-` before sending).
+ */
+export interface VirtioNetPciAdd {
+  driver: 'virtio-net-pci'; id?: string; netdev: string; mac?: string;
+  /** virtio-net multiqueue. */
+  mq?: boolean;
+  /** The series' device property (default on): hand the TAP fds over on local migration. */
+  'local-migration'?: boolean;
+  /** PCI-level properties (PCIDevice, VirtIOPCIProxy): option ROM file, MSI-X vectors, the bus and slot. */
+  romfile?: string; vectors?: number; bus?: string; addr?: string;
+  'disable-legacy'?: 'on' | 'off' | 'auto';
 }
 
 /** Typed command table: argument and return types per command. */
@@ -112,9 +145,9 @@ export interface QmpCommands {
   'announce-self': { args: { initial: number; max: number; rounds: number; step: number; interfaces?: string[]; id?: string }; ret: Record<string, never> };
   getfd: { args: { fdname: string }; ret: Record<string, never> };
   closefd: { args: { fdname: string }; ret: Record<string, never> };
-  netdev_add: { args: Record<string, unknown>; ret: Record<string, never> };
+  netdev_add: { args: NetdevTapAdd; ret: Record<string, never> };
   netdev_del: { args: { id: string }; ret: Record<string, never> };
-  device_add: { args: Record<string, unknown>; ret: Record<string, never> };
+  device_add: { args: VirtioNetPciAdd; ret: Record<string, never> };
   device_del: { args: { id: string }; ret: Record<string, never> };
   /** Engine-only (x- prefix as QEMU does for unstable commands). */
   'x-query-guest-net': { args: undefined; ret: GuestNetInfo };

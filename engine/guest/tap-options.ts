@@ -7,6 +7,18 @@
 // Pure: takes the parsed key=value pairs, opens nothing. The caller prefixes its
 // `-netdev tap,...:` context.
 
+import type { NetdevTapAdd } from '../../lib/qmp-protocol.js';
+
+/**
+ * The tap options this engine knows and their QMP wire types (qapi/net.json NetdevTapOptions,
+ * the subset implemented): the one list behind the command line's check, netdev_add's argument
+ * spec and the NetdevTapOptions type that query-qmp-schema shows.
+ */
+export const TAP_OPTION_TYPES = {
+  ifname: 'str', fd: 'str', fds: 'str', helper: 'str', script: 'str', downscript: 'str',
+  queues: 'int', vhost: 'bool', vnet_hdr: 'bool', sndbuf: 'int', 'incoming-fds': 'bool',
+} as const satisfies Record<Exclude<keyof NetdevTapAdd, 'id' | 'type'>, 'str' | 'int' | 'bool'>;
+
 export interface TapOptions {
   id: string;
   ifname?: string;
@@ -30,7 +42,7 @@ export class TapOptionsError extends Error {
   }
 }
 
-const KNOWN = new Set(['id', 'ifname', 'fd', 'fds', 'helper', 'script', 'downscript', 'queues', 'vhost', 'vnet_hdr', 'sndbuf', 'incoming-fds']);
+const KNOWN = new Set(['id', ...Object.keys(TAP_OPTION_TYPES)]);
 /** net/tap.c MAX_TAP_QUEUES. */
 export const MAX_TAP_QUEUES = 1024;
 

@@ -5,7 +5,7 @@
 // 'x' is missing", "Invalid parameter type for 'x', expected: string", "Parameter 'x' is
 // unexpected") before dispatch. The check is one level deep: the elements of an array
 // argument are the handler's to check.
-import type { QmpCommandName, QmpCommands } from '../../lib/qmp-protocol.js';
+import type { QmpCommandName, QmpCommands, SchemaInfo } from '../../lib/qmp-protocol.js';
 import { QmpError, type QmpDispatch } from './server.js';
 
 export type ArgType = 'str' | 'int' | 'number' | 'bool' | 'array' | 'object';
@@ -26,6 +26,10 @@ export type ArgSpecs<A> = [keyof A] extends [never] ? Record<string, never> : {
 
 export interface CommandDef<C extends QmpCommandName> {
   args: ArgSpecs<CommandArgs<C>>;
+  /** The QAPI name of the argument object in query-qmp-schema (default `q_obj_<command>-arg`, as QEMU names implicit ones). */
+  argType?: string;
+  /** The error for an argument the spec lacks, where QEMU words it otherwise (device_add: a qdev property not found). */
+  unexpected?: (name: string) => string;
   run(args: CommandArgs<C>): QmpCommands[C]['ret'] | Promise<QmpCommands[C]['ret']>;
 }
 
@@ -33,7 +37,7 @@ export interface CommandDef<C extends QmpCommandName> {
 export type CommandTable = { readonly [C in QmpCommandName]?: CommandDef<C> };
 
 /** A table entry seen from the dispatcher, which only knows the name is a string. */
-interface UncheckedDef { args: Record<string, ArgSpec>; run(args: never): unknown }
+interface UncheckedDef { args: Record<string, ArgSpec>; argType?: string; unexpected?: (name: string) => string; run(args: never): unknown }
 
 const TYPE_NAME: Record<ArgType, string> = { str: 'string', int: 'integer', number: 'number', bool: 'boolean', array: 'array', object: 'object' };
 
@@ -52,9 +56,10 @@ function typeOk(t: ArgType, v: unknown): boolean {
  * Own properties only, on both sides: `k in spec` would find `toString` on Object.prototype and
  * accept `{"uri": ..., "toString": 1}`, which QEMU's visitor rejects as unexpected.
  */
-export function checkArgs(spec: Record<string, ArgSpec>, args: Record<string, unknown>): void {
+export function checkArgs(spec: Record<string, ArgSpec>, args: Record<string, unknown>,
+  unexpected = (k: string): string => `Parameter '${k}' is unexpected`): void {
   for (const k of Object.keys(args)) {
-    if (!Object.hasOwn(spec, k)) throw new QmpError('GenericError', `Parameter '${k}' is unexpected`);
+    if (!Object.hasOwn(spec, k)) throw new QmpError('GenericError', unexpected(k));
   }
   for (const [k, s] of Object.entries(spec)) {
     if (!Object.hasOwn(args, k)) {
@@ -71,8 +76,37 @@ export function dispatcher(table: CommandTable): QmpDispatch {
   return (command, args) => {
     const def = Object.hasOwn(defs, command) ? defs[command] : undefined;
     if (!def) throw new QmpError('CommandNotFound', `The command ${command} has not been found`);
-    checkArgs(def.args, args);
+    checkArgs(def.args, args, def.unexpected);
     // checkArgs has just held `args` to the spec that ArgSpecs ties to the protocol's type.
     return def.run(args as never);
   };
+}
+
+/** ArgType as a QAPI builtin; arrays and objects are checked one level deep, so `any` is what is known of them. */
+const SCHEMA_TYPE: Record<ArgType, string> = { str: 'str', int: 'int', number: 'number', bool: 'bool', array: 'any', object: 'any' };
+const BUILTINS: SchemaInfo[] = [
+  { name: 'str', 'meta-type': 'builtin', 'json-type': 'string' },
+  { name: 'int', 'meta-type': 'builtin', 'json-type': 'int' },
+  { name: 'number', 'meta-type': 'builtin', 'json-type': 'number' },
+  { name: 'bool', 'meta-type': 'builtin', 'json-type': 'boolean' },
+  { name: 'any', 'meta-type': 'builtin', 'json-type': 'value' },
+];
+
+/**
+ * query-qmp-schema (qapi/introspect.json) for a command table: each command with its argument
+ * object, whose members are the table's own argument specs, so the schema cannot tell of an
+ * argument the dispatcher would refuse. Return values are `any`: the table does not describe them.
+ * QEMU masks non-builtin type names as numbers; these keep theirs, which no client may rely on.
+ */
+export function introspect(table: CommandTable): SchemaInfo[] {
+  const defs = table as Readonly<Record<string, UncheckedDef | undefined>>;
+  const out: SchemaInfo[] = [...BUILTINS, { name: 'q_empty', 'meta-type': 'object', members: [] }];
+  for (const [name, def] of Object.entries(defs)) {
+    if (!def) continue;
+    const members = Object.entries(def.args).map(([m, spec]) => ({ name: m, type: SCHEMA_TYPE[spec.type], ...(spec.optional ? { default: null } : {}) }));
+    const argType = members.length ? def.argType ?? `q_obj_${name}-arg` : 'q_empty';
+    if (members.length) out.push({ name: argType, 'meta-type': 'object', members });
+    out.push({ name, 'meta-type': 'command', 'arg-type': argType, 'ret-type': 'any' });
+  }
+  return out;
 }

@@ -34,7 +34,7 @@ export class RunVms {
       name, netns: topo.hostNs, runDir: topo.runDir,
       tap: { ifname: tap, queues: s.topology.queues, vhost: s.topology.vhost },
       mac: GUEST_MAC, ip: `${topo.guestIp}/${topo.guestPrefix}`, ...(topo.guestGw ? { gw: topo.guestGw } : {}),
-      memMB: s.guest.memMB, dirtyRate: s.guest.dirtyRate, ...extra,
+      memMB: s.guest.memMB, dirtyRate: s.guest.dirtyRate, ...(s.migration.local ? { local: true } : {}), ...extra,
     };
     const atMs = nowMs();
     const vm = await this.backend.launch(spec, this.hooks ? { qmpTranscript: this.hooks.qmpTranscript(name) } : {});

@@ -185,6 +185,8 @@ export interface VmSpec {
   dirtyRate: number;             // pages/s while running
   incoming?: string;             // 'defer' or a URI: started as a migration target
   paused?: boolean;              // -S
+  /** Takes part in a local migration (source or destination): a patched QEMU gets its NIC as the series plugs it. */
+  local?: boolean;
 }
 
 export interface VmExit { code: number | null; signal: NodeJS.Signals | null }

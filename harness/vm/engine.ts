@@ -4,8 +4,10 @@
 // to <runDir>/<name>.log.
 //
 // API
-//   engineBackend: VmBackend          probe() (cached) and launch(spec)
+//   engineBackend: VmBackend          probe() (cached; harness/vm/qmp-features.ts, as for QEMU) and launch(spec)
 //   engineArgs(spec) -> string[]      the VM's QEMU-shaped command line (after `vm`)
+//   startEngineVm(name, argv, { netns?, runDir, qmpPath }) -> VmHandle without spec
+//                                     any engine command line (e.g. one with no NIC)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { engineArgv } from '../../lib/engine-argv.js';
 import { onExit } from '../net/cleanup.js';
 import { validateName } from '../net/names.js';
 import { launchVm } from './process.js';
+import { probeQmpFeatures } from './qmp-features.js';
 import type { BackendFeatures, LaunchHooks, VmBackend, VmHandle, VmSpec } from '../scenario/types.js';
 
 const SWITCHOVER_BIN = fileURLToPath(new URL('../../../bin/switchover.js', import.meta.url));
@@ -35,7 +38,7 @@ export function engineArgs(spec: VmSpec): string[] {
 }
 
 /** Start `switchover vm ARGS` (in `netns` when given), connected over QMP, as a VmHandle. */
-async function startVm(name: string, argv: string[], opts: { netns?: string; runDir: string; qmpPath: string } & LaunchHooks): Promise<Omit<VmHandle, 'spec'>> {
+export async function startEngineVm(name: string, argv: string[], opts: { netns?: string; runDir: string; qmpPath: string } & LaunchHooks): Promise<Omit<VmHandle, 'spec'>> {
   const vm = await launchVm({
     name, argv: [process.execPath, SWITCHOVER_BIN, 'vm', ...argv], netns: opts.netns,
     logPath: join(opts.runDir, `${name}.log`), qmpPath: opts.qmpPath, qmpTranscript: opts.qmpTranscript,
@@ -52,18 +55,14 @@ async function probeEngine(): Promise<BackendFeatures> {
   const unregister = onExit(() => rmSync(dir, { recursive: true, force: true }));
   try {
     const qmpPath = join(dir, 'probe.qmp');
-    const vm = await startVm('probe', engineArgv({ name: 'probe', memMB: 16, qmpPath, paused: true }), { runDir: dir, qmpPath });
+    const vm = await startEngineVm('probe', engineArgv({ name: 'probe', memMB: 16, qmpPath, paused: true }), { runDir: dir, qmpPath });
     try {
-      const caps = await vm.qmp.execute('query-migrate-capabilities');
-      const params = await vm.qmp.execute('query-migrate-parameters');
-      const v = vm.qmp.greeting.QMP.version;
+      const f = await probeQmpFeatures(vm.qmp);
+      const pkg = vm.qmp.greeting.QMP.version.package;
       return {
         accelerator: 'engine',
-        version: `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package ? ` (${v.package.trim()})` : ''}`,
-        capabilities: caps.map((c) => c.capability),
-        parameters: Object.keys(params),
-        // Local migration is the `local` parameter plus tap incoming-fds.
-        incomingFds: 'local' in params,
+        ...f,
+        version: `${f.version}${pkg ? ` (${pkg.trim()})` : ''}`,
         // The engine accepts vhost=on on its command line but does not emulate vhost-net (no
         // in-kernel datapath), so scenarios that need vhost are unsupported here (issue 5).
         vhost: false,
@@ -88,7 +87,7 @@ export const engineBackend: VmBackend = {
   },
   async launch(spec: VmSpec, hooks: LaunchHooks = {}): Promise<VmHandle> {
     const argv = engineArgs(spec);
-    const vm = await startVm(spec.name, argv, { netns: spec.netns, runDir: spec.runDir, qmpPath: qmpPathOf(spec), ...hooks });
+    const vm = await startEngineVm(spec.name, argv, { netns: spec.netns, runDir: spec.runDir, qmpPath: qmpPathOf(spec), ...hooks });
     return { ...vm, spec };
   },
 };

@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dispatcher, type CommandTable } from '../commands.js';
 import { QmpError, type EventSink } from '../server.js';
+import { refused } from './refused.js';
 
 const table: CommandTable = {
   'query-status': { args: {}, run: () => ({ running: true, status: 'running' }) },
@@ -14,16 +15,6 @@ const table: CommandTable = {
   },
 };
 const dispatch = dispatcher(table);
-
-function refused(f: () => unknown): { class: string; desc: string } {
-  try {
-    f();
-  } catch (e) {
-    assert.instance(e, QmpError);
-    return { class: (e as QmpError).errorClass, desc: (e as QmpError).message };
-  }
-  throw new Error('expected a QmpError');
-}
 
 test('commands are found by own name only: prototype names are not commands', () => {
   assert.equal(dispatch('query-status', {}), { running: true, status: 'running' });

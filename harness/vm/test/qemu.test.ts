@@ -72,7 +72,7 @@ test('the target is started -S with -incoming defer, multi-queue gets mq and 2N+
 test('with passed TAP fds the NIC is left to QMP and QEMU starts -S', async () => {
   const guest = await ensureGuest();
   const argv = qemuArgv(spec({ name: 'src', netns: 'ns', runDir: '/run/x', tap: { ifname: 'tap0', queues: 1, vhost: false } }),
-    { binary: 'qemu-system-x86_64', accel: 'tcg', guest, passTapFds: true });
+    { binary: 'qemu-system-x86_64', accel: 'tcg', guest, nicOverQmp: true });
   assert.not.ok(argv.includes('-netdev'));
   assert.not.ok(argv.includes('-device'));
   assert.ok(argv.includes('-S'));
