@@ -62,7 +62,7 @@ export class Vm {
     const nic = this.nicDev;
     this.guestNet = new GuestNet({
       mac: nic?.mac ?? DEFAULT_MAC, prefix: g.prefix, ...(g.ip ? { ip: g.ip } : {}), ...(g.gw ? { gw: g.gw } : {}),
-    }, nic ? nic.transmit : () => {});
+    }, nic ? nic.guestTransmit : () => {});
     nic?.attachGuest(this.guestNet);
   }
 

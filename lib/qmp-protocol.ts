@@ -44,7 +44,21 @@ export interface MigrationParameters {
   local?: boolean;                    // local migration: pass TAP fds over the UNIX channel
   'netpass-max-packets'?: number;     // netpass cache bound, frames
   'netpass-max-bytes'?: number;       // netpass cache bound, bytes (default 4 MiB)
+  // switchover-only netpass variants (issue 17), not in the series; `x-` as QEMU marks
+  // experimental parameters. The source's values travel in the stream header.
+  'x-netpass-trigger'?: NetpassTrigger;   // when the source forwards: default vm-started
+  'x-netpass-order'?: NetpassOrder;       // destination order: default as-series
+  'x-netpass-max-age-ms'?: number;        // drop cached frames older than this on forwarding; 0 = no limit
 }
+
+/** What makes the source forward its cache: the destination's VM_STARTED (the series), or the
+ * first frame the destination's guest transmits on the NIC (held until the backlog is in). */
+export type NetpassTrigger = 'vm-started' | 'first-tx';
+/** as-series: the destination's guest reads its own TAP at once, the forwarded frames join as
+ * they come; backlog-first: the destination holds what its TAP delivers until the backlog is in. */
+export type NetpassOrder = 'as-series' | 'backlog-first';
+export const NETPASS_TRIGGERS: readonly NetpassTrigger[] = ['vm-started', 'first-tx'];
+export const NETPASS_ORDERS: readonly NetpassOrder[] = ['as-series', 'backlog-first'];
 
 export interface MigrationRamStats {
   total: number; transferred: number; remaining: number; duplicate: number; normal: number;
@@ -52,7 +66,14 @@ export interface MigrationRamStats {
   'pages-per-second': number;
 }
 
-export interface NetpassStats { cached: number; 'cached-bytes': number; forwarded: number; dropped: number }
+export interface NetpassStats {
+  cached: number; 'cached-bytes': number; forwarded: number; dropped: number;
+  /** switchover only: frames older than x-netpass-max-age-ms when their turn came, not forwarded. */
+  'x-expired'?: number;
+}
+
+/** Frames held (total), dropped beyond the bound, and the longest wait of one, ms. */
+export interface HoldStats { held: number; dropped: number; 'max-ms': number }
 
 /** query-migrate's MigrationInfo, with the netpass object of the netpass series. */
 export interface MigrationInfo {
@@ -64,6 +85,10 @@ export interface MigrationInfo {
   ram?: MigrationRamStats;
   netpass?: NetpassStats;
   'error-desc'?: string;
+  /** switchover only, on a destination with a netpass variant that holds frames (issue 17):
+   * frames its own TAP delivered (rx, backlog-first) and its guest sent (tx, first-tx),
+   * held until the backlog was injected. */
+  'x-netpass-held'?: { rx: HoldStats; tx: HoldStats };
   /** switchover only: this VM's longest event-loop stall (ms) per migration phase, while the
    * NIC could not be read (engine/migration/stall-monitor.ts). */
   'x-switchover-max-stall-ms'?: Partial<Record<MigrationStatus, number>>;

@@ -6,6 +6,8 @@
 // - stopRx()/startRx(): a paused VM does not read its TAP, so frames queue in the kernel.
 // - rxHook: while set, received frames go to the hook instead of the guest. Netpass sets it on
 //   the source after stop (and calls startRx()) to cache what arrives during switchover.
+// - guestTxHook: while set, the guest's own frames (not the backend's announce) go to the hook
+//   instead of the TAP (a netpass variant on the destination holds them, issue 17).
 // - queues are TapQueue objects that can be built from an existing fd, so a destination can
 //   take over TAP fds received over SCM_RIGHTS (local migration: a netdev with
 //   incoming-fds=on starts without queues and adopts the fds; the NIC then reads them).
@@ -55,6 +57,8 @@ export class Nic {
   private rx = false;
   /** While set, received frames go here instead of the guest (netpass on a stopped source). */
   rxHook: FrameHandler | null = null;
+  /** While set, frames the guest transmits go here instead of the TAP. */
+  guestTxHook: FrameHandler | null = null;
   /** Frames delivered to the guest or the hook, for tests and stats. */
   rxFrames = 0;
   txFrames = 0;
@@ -99,10 +103,16 @@ export class Nic {
 
   get receiving(): boolean { return this.rx; }
 
-  /** Sends one frame to the host side. */
+  /** Sends one frame to the host side (the backend's path: announce, held frames). */
   readonly transmit = (buf: Buffer, len: number): void => {
     this.txFrames++;
     this.txQueue?.write(buf, len);
+  };
+
+  /** The guest's transmit path: the TAP, or guestTxHook while one is set. */
+  readonly guestTransmit = (buf: Buffer, len: number): void => {
+    if (this.guestTxHook) this.guestTxHook(buf, len);
+    else this.transmit(buf, len);
   };
 
   /**

@@ -10,6 +10,7 @@ import { IncomingListener, type MigrationChannel } from './channel.js';
 import { StreamDecoder, StreamError, type DeviceState, type StreamSection } from './stream.js';
 import type { MigrationInfo, MigrationStatus } from '../../lib/qmp-protocol.js';
 import { ReturnPathWriter } from './return-path.js';
+import { FrameHold, type HoldStats } from './netpass-hold.js';
 import type { Vm } from '../vm.js';
 
 /** Longest run of netpass injection before the event loop reads the TAP queues again. */
@@ -17,7 +18,6 @@ const INJECT_SLICE_MS = 1;
 /** Queued sections at which the channel stops reading (backpressure on the source), and resumes. */
 const QUEUE_HIGH = 4096;
 const QUEUE_LOW = 1024;
-
 export class MigrationDestination {
   status: MigrationStatus = 'none';
   private listener: IncomingListener | null = null;
@@ -41,6 +41,11 @@ export class MigrationDestination {
   private queueHead = 0;
   private injecting = false;
   private channelPaused = false;
+  /** backlog-first: frames the destination's own TAP delivered, held until the backlog is in. */
+  private rxHold: FrameHold | null = null;
+  /** first-tx: the guest's frames, from its first, held until the backlog is in. */
+  private txHold: FrameHold | null = null;
+  private netpassDone = false;
 
   constructor(private readonly mig: Migration) {}
 
@@ -54,6 +59,10 @@ export class MigrationDestination {
   info(): MigrationInfo {
     const info: MigrationInfo = { status: this.status };
     if (this.status === 'completed' || this.status === 'failed') info['total-time'] = Math.round(this.endTime - this.startTime);
+    if (this.rxHold || this.txHold) {
+      const none: HoldStats = { held: 0, dropped: 0, 'max-ms': 0 };
+      info['x-netpass-held'] = { rx: this.rxHold?.stats ?? none, tx: this.txHold?.stats ?? none };
+    }
     return info;
   }
 
@@ -89,6 +98,7 @@ export class MigrationDestination {
       if (this.loaded) {
         // The guest already runs here: a source that goes away during netpass costs frames, not the VM.
         process.stderr.write('switchover-vm: netpass: the migration channel closed before the end marker\n');
+        this.releaseHolds();
         return;
       }
       try {
@@ -121,6 +131,7 @@ export class MigrationDestination {
         break;
       case 'netpass-end':
         if (s.dropped) process.stderr.write(`switchover-vm: netpass: the source dropped ${s.dropped} frame(s) on cache overflow\n`);
+        this.releaseHolds();
         break;
       case 'pass-start': case 'pass-end': case 'fds-sent': break;
     }
@@ -217,11 +228,43 @@ export class MigrationDestination {
     }
   }
 
-  /** The guest runs: VM_STARTED (the announce began at completion, see finishLoad). */
+  /**
+   * The guest runs: VM_STARTED (the announce began at completion, see finishLoad). Called
+   * from the run-state change, before the NIC reads its TAP, so the holds below see the first
+   * frame either way.
+   */
   private guestRuns(): void {
     this.guestStarted = true;
     this.rp?.send({ type: 'vm-started' });
+    const h = this.decoder?.header;
+    const nic = this.vm.nic;
+    if (h?.netpass && nic && !this.netpassDone) {
+      if (h.netpassOrder === 'backlog-first') {
+        const hold = this.rxHold = new FrameHold('received', (f) => this.vm.guest.receive(f, f.length), () => this.releaseHolds());
+        nic.rxHook = (buf, len) => hold.push(buf, len);
+        hold.onEmpty = () => { if (nic.rxHook) nic.rxHook = null; };
+      }
+      if (h.netpassTrigger === 'first-tx') {
+        const hold = this.txHold = new FrameHold('guest', (f) => nic.transmit(f, f.length), () => this.releaseHolds());
+        nic.guestTxHook = (buf, len) => {
+          if (hold.stats.held === 0) this.rp?.send({ type: 'netpass-go' });
+          hold.push(buf, len);
+        };
+        hold.onEmpty = () => { nic.guestTxHook = null; };
+      }
+    }
     this.maybeShut();
+  }
+
+  /**
+   * The backlog is in (end marker), or will not come: the guest gets what its TAP delivered
+   * meanwhile, oldest first, and its held frames go out, oldest first; both paced like the
+   * injection (netpass-hold.ts).
+   */
+  private releaseHolds(): void {
+    this.netpassDone = true;
+    this.rxHold?.release();
+    this.txHold?.release();
   }
 
   private maybeShut(): void {
@@ -253,6 +296,8 @@ export class MigrationDestination {
   }
 
   close(): void {
+    this.rxHold?.cancel();
+    this.txHold?.cancel();
     this.listener?.close();
     this.channel?.destroy();
     this.announcer?.cancel();

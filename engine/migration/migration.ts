@@ -26,6 +26,11 @@
 // after EOF, then an end marker, and the destination injects the frames into its guest. If the
 // migration fails, the source guest gets the cached frames itself when it resumes.
 // The channel stays open until the destination sends SHUT, after the end marker.
+// Variants that are not the series' (issue 17, engine/migration/STREAM.md "netpass variants"):
+// x-netpass-trigger=first-tx forwards when the destination guest's first frame on the NIC
+// (held until the backlog is in) sends NETPASS_GO; x-netpass-order=backlog-first makes the
+// destination hold what its own TAP delivers until the backlog is injected;
+// x-netpass-max-age-ms drops cached frames older than the limit when their turn comes.
 //
 // Local migration (parameter `local`, device property `local-migration`, tap `incoming-fds`;
 // QEMU's "virtio-net: live-TAP local migration" series): after the last RAM pass the source
@@ -42,8 +47,9 @@ import { parseMigrationUri } from './channel.js';
 import { MigrationSource } from './source.js';
 import { NETPASS_DEFAULTS } from './netpass.js';
 import type { CommandTable } from '../qmp/commands.js';
-import type {
-  MigrationCapabilityName, MigrationCapabilityStatus, MigrationInfo, MigrationParameters, MigrationStatus,
+import {
+  NETPASS_ORDERS, NETPASS_TRIGGERS,
+  type MigrationCapabilityName, type MigrationCapabilityStatus, type MigrationInfo, type MigrationParameters, type MigrationStatus,
 } from '../../lib/qmp-protocol.js';
 import { QmpError, type EventSink } from '../qmp/server.js';
 import { StallMonitor } from './stall-monitor.js';
@@ -56,7 +62,7 @@ const CAPABILITIES: MigrationCapabilityName[] = ['events', 'return-path', 'x-ign
 /** QEMU's defaults (migration/options.c): 300 ms downtime, 128 MiB/s, announce 50/550/5/100. */
 export const DEFAULT_PARAMETERS: Required<Pick<MigrationParameters,
   'downtime-limit' | 'max-bandwidth' | 'announce-initial' | 'announce-max' | 'announce-rounds' | 'announce-step'
-  | 'netpass-max-packets' | 'netpass-max-bytes' | 'local'>> = {
+  | 'netpass-max-packets' | 'netpass-max-bytes' | 'local' | 'x-netpass-trigger' | 'x-netpass-order' | 'x-netpass-max-age-ms'>> = {
   'downtime-limit': 300,
   'max-bandwidth': 128 * 2 ** 20,
   'announce-initial': ANNOUNCE_DEFAULTS.initial,
@@ -66,6 +72,10 @@ export const DEFAULT_PARAMETERS: Required<Pick<MigrationParameters,
   'netpass-max-packets': NETPASS_DEFAULTS.maxPackets,
   'netpass-max-bytes': NETPASS_DEFAULTS.maxBytes,
   local: false,
+  // The series' behaviour; the other values are switchover's design explorer (issue 17).
+  'x-netpass-trigger': 'vm-started',
+  'x-netpass-order': 'as-series',
+  'x-netpass-max-age-ms': 0,
 };
 
 export type MigrationParams = typeof DEFAULT_PARAMETERS;
@@ -234,6 +244,8 @@ export class Migration {
           'announce-rounds': { type: 'int', optional: true }, 'announce-step': { type: 'int', optional: true },
           'netpass-max-packets': { type: 'int', optional: true }, 'netpass-max-bytes': { type: 'int', optional: true },
           local: { type: 'bool', optional: true },
+          'x-netpass-trigger': { type: 'str', optional: true }, 'x-netpass-order': { type: 'str', optional: true },
+          'x-netpass-max-age-ms': { type: 'int', optional: true },
         },
         run: (a) => {
           const next = { ...this.params, ...a };
@@ -270,4 +282,10 @@ function checkParams(p: MigrationParams): void {
   } catch (e) { bad((e as Error).message); }
   if (p['netpass-max-packets'] < 0) bad("Parameter 'netpass-max-packets' expects a non-negative integer");
   if (p['netpass-max-bytes'] < 0) bad("Parameter 'netpass-max-bytes' expects a non-negative integer");
+  // QAPI's enum visitor message (qapi/qapi-visit-core.c input_type_enum).
+  if (!NETPASS_TRIGGERS.includes(p['x-netpass-trigger'])) bad(`Parameter 'x-netpass-trigger' does not accept value '${p['x-netpass-trigger']}'`);
+  if (!NETPASS_ORDERS.includes(p['x-netpass-order'])) bad(`Parameter 'x-netpass-order' does not accept value '${p['x-netpass-order']}'`);
+  if (p['x-netpass-max-age-ms'] < 0 || p['x-netpass-max-age-ms'] > 60_000) {
+    bad("Parameter 'x-netpass-max-age-ms' expects an integer in the range of 0 to 60000 milliseconds (0: no limit)");
+  }
 }

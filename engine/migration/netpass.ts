@@ -2,6 +2,8 @@
 // kept, in arrival order, until the destination reports VM_STARTED; then they are forwarded
 // through the migration channel (or, if the migration fails, delivered to the source's own
 // guest). Bounded in frames and bytes; on overflow the newest frame is dropped and counted.
+// With x-netpass-max-age-ms (switchover's variant, not in the series), a frame older than the
+// limit when its turn to be forwarded comes is dropped and counted apart (`x-expired`).
 // Follows "migration: Pass network packets received during switchover to dest VM" (the
 // netpass series on qemu-devel), where a net filter holds the frames. Pure: no I/O, no timers.
 import type { NetpassStats } from '../../lib/qmp-protocol.js';
@@ -31,6 +33,7 @@ export class NetpassCache {
   private cachedBytesTotal = 0;
   private forwardedTotal = 0;
   private droppedTotal = 0;
+  private expiredTotal = 0;
 
   constructor(limits: NetpassLimits = {}) {
     this.maxPackets = limits.maxPackets ?? NETPASS_DEFAULTS.maxPackets;
@@ -68,15 +71,18 @@ export class NetpassCache {
   /**
    * Yields the held frames in arrival order, each counted as forwarded when it is yielded.
    * Frames pushed while draining are yielded too, so the source keeps caching until it
-   * sends the end marker.
+   * sends the end marker. With `maxAge`, a frame whose age at its turn (`now()` minus its
+   * tMs) is above maxAge.ms is removed and counted as expired instead; one exactly at the
+   * limit is forwarded.
    */
-  *drain(): IterableIterator<CachedFrame> {
+  *drain(maxAge?: { ms: number; now: () => number }): IterableIterator<CachedFrame> {
     while (this.head < this.frames.length) {
       const f = this.frames[this.head]!;
       this.frames[this.head++] = undefined as unknown as CachedFrame;
       this.bytes -= f.frame.length;
-      this.forwardedTotal++;
       this.compact();
+      if (maxAge && maxAge.now() - f.tMs > maxAge.ms) { this.expiredTotal++; continue; }
+      this.forwardedTotal++;
       yield f;
     }
   }
@@ -92,10 +98,14 @@ export class NetpassCache {
 
   /**
    * The QMP `netpass` object of query-migrate: frames and bytes cached since the cache was
-   * created (cumulative), frames forwarded, frames dropped on overflow.
+   * created (cumulative), frames forwarded, frames dropped on overflow; `x-expired` only
+   * when the max-age variant expired some.
    */
   get stats(): NetpassStats {
-    return { cached: this.cachedTotal, 'cached-bytes': this.cachedBytesTotal, forwarded: this.forwardedTotal, dropped: this.droppedTotal };
+    return {
+      cached: this.cachedTotal, 'cached-bytes': this.cachedBytesTotal, forwarded: this.forwardedTotal, dropped: this.droppedTotal,
+      ...(this.expiredTotal ? { 'x-expired': this.expiredTotal } : {}),
+    };
   }
 
   private compact(): void {

@@ -8,6 +8,8 @@ export interface ReturnPathHandlers {
   shut(status: number): void;
   pong(id: number): void;
   vmStarted(): void;
+  /** x-netpass-trigger=first-tx: the destination guest transmitted; forward the cache. */
+  netpassGo(): void;
   fdsReady(count: number): void;
   fail(reason: string): void;
   /** The return path carried something that is not a valid message. */
@@ -39,6 +41,7 @@ export class ReturnPathReader {
       case 'shut': this.h.shut(m.status); break;
       case 'pong': this.h.pong(m.id); break;
       case 'vm-started': this.h.vmStarted(); break;
+      case 'netpass-go': this.h.netpassGo(); break;
       case 'fds-ready': this.h.fdsReady(m.count); break;
       case 'fail': this.h.fail(m.reason); break;
     }

@@ -31,6 +31,11 @@ const SLICE_MS = 1;
 const NETPASS_QUIET_MS = 50;
 /** ...but not longer than this after VM_STARTED (broadcasts keep reaching the old port). */
 const NETPASS_MAX_TAIL_MS = 1000;
+/**
+ * x-netpass-trigger=first-tx: a destination guest that transmits nothing within this long of
+ * VM_STARTED (a guest that only receives) still gets the cache, later; the source says so.
+ */
+export const NETPASS_FIRST_TX_WAIT_MS = 1000;
 /** Ping id of the section the source sends after the device state: its PONG means "all state received". */
 const FINAL_PING_ID = 0xffffffff;
 
@@ -93,6 +98,7 @@ export class MigrationSource {
   private netpassEnded: Promise<void> = Promise.resolve();
   private endNetpass: () => void = () => undefined;
   private netpassLastFrame = 0;
+  private netpassGoTimer: NodeJS.Timeout | undefined;
   private fdsReadyWaiter: ((count: number) => void) | null = null;
 
   constructor(private readonly mig: Migration) {}
@@ -160,7 +166,11 @@ export class MigrationSource {
       if (returnPath || local) this.readReturnPath(ch);
       const ram = this.vm.ram;
       const netpass = returnPath && this.mig.cap('netpass') && !local;
-      this.enc.header({ ramSize: ram.size, local, netpass, returnPath, queues: nic?.netdev.queues.length ?? 1 });
+      const p = this.mig.params;
+      this.enc.header({
+        ramSize: ram.size, local, netpass, returnPath, queues: nic?.netdev.queues.length ?? 1,
+        netpassTrigger: p['x-netpass-trigger'], netpassOrder: p['x-netpass-order'],
+      });
       await this.send(this.enc.flush(), false);
       this.setupTime = performance.now() - this.startTime;
       this.setStatus('active');
@@ -327,7 +337,19 @@ export class MigrationSource {
       pong: (id) => this.pongWaiter?.(id),
       vmStarted: () => {
         if (this.stopTime) this.downtime = performance.now() - this.stopTime;
-        if (this.netpass) void this.forwardNetpass();
+        if (!this.netpass) return;
+        if (this.mig.params['x-netpass-trigger'] === 'vm-started') { void this.forwardNetpass(); return; }
+        this.netpassGoTimer = setTimeout(() => {
+          process.stderr.write(`switchover-vm: netpass: the destination guest sent nothing within ${NETPASS_FIRST_TX_WAIT_MS} ms of VM_STARTED (x-netpass-trigger=first-tx); forwarding the cache now\n`);
+          void this.forwardNetpass();
+        }, NETPASS_FIRST_TX_WAIT_MS);
+      },
+      netpassGo: () => {
+        if (!this.netpass || this.mig.params['x-netpass-trigger'] !== 'first-tx') {
+          this.failAll(new Error('the destination sent NETPASS_GO but this source does not wait for it (x-netpass-trigger is not first-tx)'));
+          return;
+        }
+        void this.forwardNetpass();
       },
       fdsReady: (count) => {
         if (this.fdsReadyWaiter) this.fdsReadyWaiter(count);
@@ -360,6 +382,9 @@ export class MigrationSource {
     const cache = this.netpass!;
     if (this.netpassSending) return;
     this.netpassSending = true;
+    clearTimeout(this.netpassGoTimer);
+    const maxAgeMs = this.mig.params['x-netpass-max-age-ms'];
+    const maxAge = maxAgeMs > 0 ? { ms: maxAgeMs, now: Date.now } : undefined;
     let sent = 0;
     const started = performance.now();
     try {
@@ -367,7 +392,7 @@ export class MigrationSource {
         // One slice: encode for at most SLICE_MS, hand it to the channel (which waits while
         // the socket is full), then let the event loop read the TAP queues before the next.
         const sliceStart = performance.now();
-        for (const f of cache.drain()) {
+        for (const f of cache.drain(maxAge)) {
           this.enc.netpassFrame(f.tMs, f.frame);
           sent++;
           if ((sent & 31) === 0 && performance.now() - sliceStart >= SLICE_MS) break;
@@ -424,6 +449,7 @@ export class MigrationSource {
     }
     // Frames cached during the failed switchover go to the guest that now runs again, in order,
     // before anything newer is read from the TAP.
+    clearTimeout(this.netpassGoTimer);
     const cached = this.netpass?.takeAll() ?? [];
     if (this.vm.nic) this.vm.nic.rxHook = null;
     if (this.stoppedGuest) {

@@ -8,7 +8,7 @@
 // Foreign and byte-swapped streams are told apart as passt's migrate.c does with its
 // MIGRATE_MAGIC: a magic that is not its own byte swap.
 import { validateDeviceState } from './device-state.js';
-import type { GuestUdpCounters } from '../../lib/qmp-protocol.js';
+import type { GuestUdpCounters, NetpassOrder, NetpassTrigger } from '../../lib/qmp-protocol.js';
 import { PAGE_SIZE } from '../guest/ram.js';
 
 /** The 8 bytes 'SWOVRMIG' read as a little-endian u64. */
@@ -64,8 +64,10 @@ const LENGTHS: Record<number, number | [number, number]> = {
   [SectionType.Eof]: 0,
 };
 
-export const HeaderFlag = { Local: 1, Netpass: 2, ReturnPath: 4 } as const;
-const KNOWN_FLAGS = HeaderFlag.Local | HeaderFlag.Netpass | HeaderFlag.ReturnPath;
+/** NetpassFirstTx and NetpassBacklogFirst carry the source's x-netpass-trigger and x-netpass-order (issue 17). */
+export const HeaderFlag = { Local: 1, Netpass: 2, ReturnPath: 4, NetpassFirstTx: 8, NetpassBacklogFirst: 16 } as const;
+const KNOWN_FLAGS = HeaderFlag.Local | HeaderFlag.Netpass | HeaderFlag.ReturnPath | HeaderFlag.NetpassFirstTx | HeaderFlag.NetpassBacklogFirst;
+const NETPASS_VARIANT_FLAGS = HeaderFlag.NetpassFirstTx | HeaderFlag.NetpassBacklogFirst;
 
 export interface StreamHeader {
   version: number;
@@ -76,6 +78,9 @@ export interface StreamHeader {
   /** netpass frames follow EOF, after the destination's VM_STARTED. */
   netpass: boolean;
   returnPath: boolean;
+  /** netpass variants (switchover's, not the series'); the defaults without netpass. */
+  netpassTrigger: NetpassTrigger;
+  netpassOrder: NetpassOrder;
   queues: number;
 }
 
@@ -161,13 +166,16 @@ export class StreamEncoder {
   /** Bytes encoded and not yet flushed. */
   get pending(): number { return this.doneBytes + this.pos + (this.zeroCount ? SECTION_HEADER_SIZE + 8 : 0); }
 
-  header(h: Omit<StreamHeader, 'version' | 'pageSize'>): this {
+  /** The netpass variants default to the series' (vm-started, as-series). */
+  header(h: Omit<StreamHeader, 'version' | 'pageSize' | 'netpassTrigger' | 'netpassOrder'> & Partial<Pick<StreamHeader, 'netpassTrigger' | 'netpassOrder'>>): this {
     const b = this.reserve(HEADER_SIZE);
     b.writeBigUInt64LE(STREAM_MAGIC, 0);
     b.writeUInt32LE(STREAM_VERSION, 8);
     b.writeUInt32LE(PAGE_SIZE, 12);
     b.writeBigUInt64LE(BigInt(h.ramSize), 16);
-    b.writeUInt32LE((h.local ? HeaderFlag.Local : 0) | (h.netpass ? HeaderFlag.Netpass : 0) | (h.returnPath ? HeaderFlag.ReturnPath : 0), 24);
+    b.writeUInt32LE((h.local ? HeaderFlag.Local : 0) | (h.netpass ? HeaderFlag.Netpass : 0) | (h.returnPath ? HeaderFlag.ReturnPath : 0)
+      | (h.netpass && h.netpassTrigger === 'first-tx' ? HeaderFlag.NetpassFirstTx : 0)
+      | (h.netpass && h.netpassOrder === 'backlog-first' ? HeaderFlag.NetpassBacklogFirst : 0), 24);
     b.writeUInt16LE(h.queues, 28);
     b.writeUInt16LE(0, 30);
     return this;
@@ -533,6 +541,9 @@ export class StreamDecoder {
     }
     const flags = b.readUInt32LE(off + 24);
     if (flags & ~KNOWN_FLAGS) throw new StreamError(`unknown header flags ${hex(flags & ~KNOWN_FLAGS, 8)}: produced by a newer engine?`, 24);
+    if ((flags & NETPASS_VARIANT_FLAGS) && !(flags & HeaderFlag.Netpass)) {
+      throw new StreamError(`header flags ${hex(flags, 8)} set a netpass variant without the netpass flag`, 24);
+    }
     const queues = b.readUInt16LE(off + 28);
     if (queues < 1 || queues > MAX_QUEUES) throw new StreamError(`stream queue count ${queues} is not in 1..${MAX_QUEUES}`, 28);
     const header: StreamHeader = {
@@ -540,6 +551,8 @@ export class StreamDecoder {
       local: (flags & HeaderFlag.Local) !== 0,
       netpass: (flags & HeaderFlag.Netpass) !== 0,
       returnPath: (flags & HeaderFlag.ReturnPath) !== 0,
+      netpassTrigger: flags & HeaderFlag.NetpassFirstTx ? 'first-tx' : 'vm-started',
+      netpassOrder: flags & HeaderFlag.NetpassBacklogFirst ? 'backlog-first' : 'as-series',
     };
     const e = this.expect;
     if (e.ramSize !== undefined && e.ramSize !== ramSize) {
@@ -586,7 +599,7 @@ function parseDeviceState(p: Buffer, fail: (why: string) => never): DeviceState 
 // ---------------------------------------------------------------------------------------
 // Return path: destination -> source, u16 type + u16 length + payload (little-endian).
 
-export const RpType = { Shut: 1, Pong: 2, VmStarted: 3, FdsReady: 4, Fail: 5 } as const;
+export const RpType = { Shut: 1, Pong: 2, VmStarted: 3, FdsReady: 4, Fail: 5, NetpassGo: 6 } as const;
 export const MAX_FAIL_REASON = 4096;
 
 export type RpMessage =
@@ -597,7 +610,9 @@ export type RpMessage =
   | { type: 'vm-started' }
   /** The destination stopped reading the stream and will receive `count` fds. */
   | { type: 'fds-ready'; count: number }
-  | { type: 'fail'; reason: string };
+  | { type: 'fail'; reason: string }
+  /** x-netpass-trigger=first-tx: the destination guest sent its first frame; forward the cache now. */
+  | { type: 'netpass-go' };
 
 export function encodeRp(m: RpMessage): Buffer {
   let payload: Buffer;
@@ -606,6 +621,7 @@ export function encodeRp(m: RpMessage): Buffer {
     case 'shut': type = RpType.Shut; payload = Buffer.alloc(4); payload.writeUInt32LE(m.status >>> 0); break;
     case 'pong': type = RpType.Pong; payload = Buffer.alloc(4); payload.writeUInt32LE(m.id >>> 0); break;
     case 'vm-started': type = RpType.VmStarted; payload = Buffer.alloc(0); break;
+    case 'netpass-go': type = RpType.NetpassGo; payload = Buffer.alloc(0); break;
     case 'fds-ready': type = RpType.FdsReady; payload = Buffer.alloc(2); payload.writeUInt16LE(m.count); break;
     case 'fail': {
       type = RpType.Fail;
@@ -623,7 +639,7 @@ export function encodeRp(m: RpMessage): Buffer {
 
 const RP_LENGTHS: Record<number, [number, number]> = {
   [RpType.Shut]: [4, 4], [RpType.Pong]: [4, 4], [RpType.VmStarted]: [0, 0], [RpType.FdsReady]: [2, 2],
-  [RpType.Fail]: [0, MAX_FAIL_REASON],
+  [RpType.Fail]: [0, MAX_FAIL_REASON], [RpType.NetpassGo]: [0, 0],
 };
 
 /** Incremental source-side parser of return-path messages. */
@@ -648,6 +664,7 @@ export class RpDecoder {
         case RpType.Pong: out.push({ type: 'pong', id: p.readUInt32LE(0) }); break;
         case RpType.VmStarted: out.push({ type: 'vm-started' }); break;
         case RpType.FdsReady: out.push({ type: 'fds-ready', count: p.readUInt16LE(0) }); break;
+        case RpType.NetpassGo: out.push({ type: 'netpass-go' }); break;
         default: out.push({ type: 'fail', reason: p.toString('utf8') }); break;
       }
       this.buf = this.buf.subarray(RP_HEADER_SIZE + len);

@@ -43,6 +43,7 @@ test('parameters have QEMU defaults and are validated', async () => {
   assert.equal(p, {
     'downtime-limit': 300, 'max-bandwidth': 134217728, 'announce-initial': 50, 'announce-max': 550, 'announce-rounds': 5,
     'announce-step': 100, 'netpass-max-packets': 8192, 'netpass-max-bytes': 4194304, local: false,
+    'x-netpass-trigger': 'vm-started', 'x-netpass-order': 'as-series', 'x-netpass-max-age-ms': 0,
   });
   await q.execute('migrate-set-parameters', { 'downtime-limit': 100, 'max-bandwidth': 0 });
   assert.is((await q.execute('query-migrate-parameters'))['downtime-limit'], 100);

@@ -28,6 +28,9 @@ export interface VmProc {
   exited: Promise<number | null>;
 }
 
+/** What udp-tool.ts prints for send and echo (replies, unique and reordered count echoes). */
+export interface UdpToolResult { sent: number; replies: number; unique: number; reordered: number }
+
 /** An engine VM's settings, as lib/engine-argv.ts takes them (its name and QMP path are startVm's). */
 export type VmOptions = Omit<EngineVmOptions, 'name' | 'qmpPath'>;
 
@@ -102,10 +105,10 @@ export class TestNet {
   }
 
   /** udp-tool.ts from the client to the guest. */
-  async udp(mode: 'send' | 'echo', port: number, rate: number, count: number): Promise<{ sent: number; replies: number; unique: number }> {
+  async udp(mode: 'send' | 'echo', port: number, rate: number, count: number): Promise<UdpToolResult> {
     const r = await this.inClient([process.execPath, UDP_TOOL, mode, GUEST_IP, String(port), String(rate), String(count)]);
     if (r.code !== 0) throw new Error(`udp-tool ${mode} failed: ${r.stderr}`);
-    return JSON.parse(r.stdout) as { sent: number; replies: number; unique: number };
+    return JSON.parse(r.stdout) as UdpToolResult;
   }
 
   /** Closes the QMP connections, tears the topology down (VMs included) and checks nothing is left. */

@@ -1,6 +1,7 @@
 // Client-side UDP traffic for engine tests, run inside the client netns:
 //   node udp-tool.js send HOST PORT RATE COUNT   sequenced datagrams (lib/seq-payload.ts) to HOST:PORT
-//   node udp-tool.js echo HOST PORT RATE COUNT   same, and count the echoes that come back
+//   node udp-tool.js echo HOST PORT RATE COUNT   same, and count the echoes that come back (and
+//                                                those that came after a higher seq: reordered)
 //   node udp-tool.js recv PORT MS                count sequenced datagrams arriving for MS ms
 // Prints one JSON line with the counts. Every loop is bounded by COUNT and a deadline.
 import dgram from 'node:dgram';
@@ -25,14 +26,23 @@ async function sendStream(host: string, port: number, rate: number, count: numbe
 }
 
 if (mode === 'send' || mode === 'echo') {
-  const sock = dgram.createSocket('udp4');
+  // Echoes can come back in a burst (a netpass backlog); ask for more than the default
+  // buffer (the kernel caps it at net.core.rmem_max), as the harness's generator does.
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
   const seen = new Set<number>();
-  let replies = 0;
-  sock.on('message', (m) => { replies++; if (m.length >= 8) seen.add(readSeq(m, 0)); });
+  let replies = 0, reordered = 0, highest = -1;
+  sock.on('message', (m) => {
+    replies++;
+    if (m.length < 8) return;
+    const seq = readSeq(m, 0);
+    if (!seen.has(seq) && seq < highest) reordered++;
+    highest = Math.max(highest, seq);
+    seen.add(seq);
+  });
   await new Promise<void>((r) => sock.bind(0, r));
   const sent = await sendStream(a!, Number(b), Number(c), Number(d), sock);
   await new Promise((r) => setTimeout(r, mode === 'echo' ? 1000 : 100));
-  console.log(JSON.stringify({ sent, replies, unique: seen.size }));
+  console.log(JSON.stringify({ sent, replies, unique: seen.size, reordered }));
   sock.close();
 } else if (mode === 'recv') {
   const sock = dgram.createSocket('udp4');

@@ -35,6 +35,14 @@
 //   MAC: on a TAP captured both ways (runner.ts), the VM's own frames.
 // - reordered = a first arrival whose seq is below the highest seq already delivered;
 //   duplicates = extra copies of an already delivered reply.
+// - reorderedMaxDepth = per reordered arrival, the highest seq delivered before it minus its
+//   seq (how far behind it came); the flow's largest, 0 when nothing was reordered.
+// - addedDelayMs = { p50, p99, max } of the added latency (RTT - baseline, as
+//   maxAddedLatencyMs) over the delayed packets only; percentiles by nearest rank (the
+//   ceil(p/100 x N)-th smallest, a value that occurred); null when nothing was delayed.
+// - lostOrLate (only with `deadlineMs`) = lost + answered packets whose added latency is above
+//   deadlineMs: what an application with that deadline loses. In-flight packets do not count
+//   (not known late); a packet with no latency (a one-way stream on a foreign clock) is not late.
 // - maxGapMs = the largest gap between consecutive replies (arrivals) of the flow.
 //
 // Capture points: a classic pcap is one, a pcapng one per interface (named by its if_name),
@@ -56,7 +64,7 @@
 // the marks line up with the QMP timeline); by default the captures' first packet.
 import { readdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import type { AnnounceFrame, FlowResult } from '../scenario/types.js';
+import type { AddedDelay, AnnounceFrame, FlowResult } from '../scenario/types.js';
 import type { PcapFileInfo, PcapPacket } from './capture-file.js';
 import { readPcap } from './pcap-reader.js';
 import { lastSeenOf, type LastSeen, type PointSightings } from './loss-causes.js';
@@ -94,6 +102,9 @@ export interface AnalyzeOptions {
   seqEvidence?: boolean;
   /** What the senders say they sent: holes in a request stream they cover are lost (see the header). */
   senderLogs?: SenderLog[];
+  /** Added latency (ms) above which an answered packet is late: each flow gets lostOrLate
+   * and deadlineMs (see the header). Default: no deadline, neither field. */
+  deadlineMs?: number;
 }
 
 /** A sender's own record of the seqs it sent (sender-log.ts reads ping's and the generator's). */
@@ -127,6 +138,8 @@ export interface SeqEvidence {
 export interface PcapFlow extends FlowResult {
   /** request-reply: echo matched to answer; one-way: a stream judged by seq gaps. */
   mode: 'request-reply' | 'one-way';
+  reorderedMaxDepth: number;
+  addedDelayMs: AddedDelay | null;
   /** The IPv4 address that sends the requests (one-way: the datagrams). */
   sender: string;
   delayedSeqs: number[];
@@ -302,6 +315,8 @@ interface FlowView {
   table: TableData;
   duplicates: number;
   reordered: number;
+  /** The largest depth of a reordered arrival (see the file header). */
+  reorderedMaxDepth: number;
   duplicateRequests: number;
   maxGapMicros: number;
   arrivals: number;
@@ -318,6 +333,7 @@ class PointFlow implements FlowView {
   maxGapMicros = 0;
   duplicates = 0;
   reordered = 0;
+  reorderedMaxDepth = 0;
   duplicateRequests = 0;
   arrivals = 0;
   /** Distinct requests seen here. */
@@ -359,8 +375,10 @@ class PointFlow implements FlowView {
     this.arrivals++;
     t.repT[i] = tMicros;
     if (this.flow.mode === 'one-way') t.reqT[i] = senderMicros;
-    if (seq < this.maxDelivered) this.reordered++;
-    else this.maxDelivered = seq;
+    if (seq < this.maxDelivered) {
+      this.reordered++;
+      this.reorderedMaxDepth = Math.max(this.reorderedMaxDepth, this.maxDelivered - seq);
+    } else this.maxDelivered = seq;
     if (!Number.isNaN(this.lastArrival) && tMicros - this.lastArrival > this.maxGapMicros) {
       this.maxGapMicros = tMicros - this.lastArrival;
     }
@@ -447,6 +465,9 @@ export async function captureFilesIn(dir: string): Promise<CaptureFile[]> {
 /** Analyse several capture points of one run together: one account of each packet (file header). */
 export async function analyzeCaptures(files: readonly CaptureFile[], opts: AnalyzeOptions = {}): Promise<PcapAnalysis> {
   if (!files.length) throw new Error('analyzeCaptures: no capture files given');
+  if (opts.deadlineMs !== undefined && !(Number.isFinite(opts.deadlineMs) && opts.deadlineMs > 0)) {
+    throw new RangeError(`analyzeCaptures: deadlineMs must be a positive number of ms, got ${opts.deadlineMs}`);
+  }
   const o = { ...DEFAULTS, ...stripUndefined(opts) };
   const echoPort = o.echoPort;
   const udpPorts = opts.udpPorts ? new Set(opts.udpPorts) : null;
@@ -745,14 +766,17 @@ function mergePoints(f: Flow, pids: number[]): { view: FlowView; finals: number[
     if (!oneWay && !Number.isNaN(reqT[k]!)) requests++;
   }
   answered.sort((x, y) => repT[x]! - repT[y]! || x - y);
-  let reordered = 0, maxDelivered = -Infinity, maxGapMicros = 0;
+  let reordered = 0, reorderedMaxDepth = 0, maxDelivered = -Infinity, maxGapMicros = 0;
   answered.forEach((k, i) => {
-    if (k < maxDelivered) reordered++;
-    else maxDelivered = k;
+    // Slot indices differ as the seqs do: the same depth as a single point's.
+    if (k < maxDelivered) {
+      reordered++;
+      reorderedMaxDepth = Math.max(reorderedMaxDepth, maxDelivered - k);
+    } else maxDelivered = k;
     if (i > 0) maxGapMicros = Math.max(maxGapMicros, repT[k]! - repT[answered[i - 1]!]!);
   });
   return {
-    view: { table: { base: lo, cap: n, reqT, repT, repCount }, duplicates, reordered, duplicateRequests, maxGapMicros, arrivals: answered.length, replySeen },
+    view: { table: { base: lo, cap: n, reqT, repT, repCount }, duplicates, reordered, reorderedMaxDepth, duplicateRequests, maxGapMicros, arrivals: answered.length, replySeen },
     finals: pids.filter((_, j) => final[j]),
     copies: sightings - requests - answered.length,
   };
@@ -775,7 +799,7 @@ function evidenceOf(v: FlowView, mode: PcapFlow['mode'], ms: (micros: number) =>
   return { requestAt, replyAt };
 }
 
-type FinishOptions = typeof DEFAULTS & { t0: number; endMicros: number; log: SenderLog | undefined };
+type FinishOptions = typeof DEFAULTS & { t0: number; endMicros: number; log: SenderLog | undefined; deadlineMs?: number };
 
 function finishFlow(f: Flow, v: FlowView, o: FinishOptions): PcapFlow {
   const t = v.table;
@@ -843,6 +867,10 @@ function finishFlow(f: Flow, v: FlowView, o: FinishOptions): PcapFlow {
   const notOnWireSeqs: number[] = [];
   let received = 0;
   let maxAdded = 0;
+  /** Added latency (ms) of each delayed packet, for addedDelayMs. */
+  const delayedAdded: number[] = [];
+  /** Answered packets with added latency above the deadline (lostOrLate). */
+  let late = 0;
   // Affected packets come in send order; each opens or extends a window. Windows closer
   // than `merge` join; the outage is the longest window, so one stray late reply far from
   // the switchover does not stretch it over the whole run.
@@ -877,9 +905,11 @@ function finishFlow(f: Flow, v: FlowView, o: FinishOptions): PcapFlow {
         rttMs = round3(l);
         const added = l - baseline;
         if (added > maxAdded) maxAdded = added;
+        if (o.deadlineMs !== undefined && added > o.deadlineMs) late++;
         if (added > threshold) {
           state = 'delayed';
           delayedSeqs.push(seqOf(i));
+          delayedAdded.push(added);
           affect(sentAt, t.repT[i]!);
         }
       }
@@ -913,6 +943,9 @@ function finishFlow(f: Flow, v: FlowView, o: FinishOptions): PcapFlow {
     maxAddedLatencyMs: round3(maxAdded),
     duplicates: v.duplicates,
     reordered: v.reordered,
+    reorderedMaxDepth: v.reorderedMaxDepth,
+    addedDelayMs: addedDelayOf(delayedAdded),
+    ...(o.deadlineMs !== undefined ? { lostOrLate: lostSeqs.length + late, deadlineMs: o.deadlineMs } : {}),
     outageMs: affected ? round3((outEnd - outStart) / 1000) : 0,
     outageStartMs: affected ? round3((outStart - o.t0) / 1000) : null,
     outageEndMs: affected ? round3((outEnd - o.t0) / 1000) : null,
@@ -929,6 +962,15 @@ function finishFlow(f: Flow, v: FlowView, o: FinishOptions): PcapFlow {
   };
   if (marks) result.packets = marks;
   return result;
+}
+
+/** p50, p99 and max of the delayed packets' added latency (file header); null for none. */
+function addedDelayOf(added: number[]): AddedDelay | null {
+  if (!added.length) return null;
+  const sorted = [...added].sort((a, b) => a - b);
+  // Nearest rank: the ceil(p/100 x N)-th smallest, so each figure is a latency that occurred.
+  const rank = (p: number): number => sorted[Math.max(1, Math.ceil((p / 100) * sorted.length)) - 1]!;
+  return { p50: round3(rank(50)), p99: round3(rank(99)), max: round3(sorted[sorted.length - 1]!) };
 }
 
 function medianInterval(when: Float64Array): number {

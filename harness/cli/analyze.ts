@@ -1,12 +1,13 @@
-// `switchover analyze CAPTURE|DIR... [--json] [--separate] [--sender-log FILE]... [--in-flight-window MS] [--t0 EPOCH_MICROS]`:
+// `switchover analyze CAPTURE|DIR... [--json] [--separate] [--sender-log FILE]... [--in-flight-window MS] [--t0 EPOCH_MICROS] [--deadline MS]`:
 // offline analysis of any pcap or pcapng (Ethernet, Linux SLL, SLL2), including captures made
 // elsewhere. Several files, and the captures in a folder, are capture points of one run merged
 // into one account of each packet (analyzer.ts), which says where each lost packet was last
 // seen; --separate analyses each file on its own instead. Prints a per-flow table, or the
 // PcapAnalysis as JSON (with --separate and several files, an array of them). --sender-log
 // gives ping's output or the UDP generator's summary: the request-stream holes it says were
-// sent count as lost. Exit 0 on success, 2 on a missing or unreadable capture or bad
-// arguments, with a message that says what to do.
+// sent count as lost. --deadline gives each flow lostOrLate, as a scenario's deadlineMs does.
+// Exit 0 on success, 2 on a missing or unreadable capture or bad arguments, with a message
+// that says what to do.
 // A trace folder (`run --trace`) instead is re-judged as the run judged it (analyze-trace.ts).
 import { type CommandSpec, HELP_OPTION, parseCommand, UsageError, usageLine } from './args.js';
 import { analyzeTraceCommand } from './analyze-trace.js';
@@ -17,8 +18,9 @@ import {
 } from '../capture/analyzer.js';
 import { PcapFormatError } from '../capture/capture-file.js';
 import { readSenderLog } from '../capture/sender-log.js';
-import { FLOW_HEADERS, flowRow, fmtMs, formatSeqs, renderTable } from '../report/table.js';
-import { quote } from '../scenario/schema.js';
+import { fmtMs, formatSeqs, renderFlowTable } from '../report/table.js';
+import { InputError, quote } from '../scenario/schema.js';
+import { parseDeadlineMs } from '../scenario/scenario.js';
 
 const LINK_NAMES: Record<number, string> = { 1: 'Ethernet', 113: 'Linux SLL', 276: 'Linux SLL2' };
 
@@ -63,7 +65,7 @@ function renderAnalysis(a: PcapAnalysis): string {
     }
   }
   for (const f of a.files) out.push(...fileWarnings(f, a.files.length > 1 ? `${f.file}: ` : ''));
-  if (a.flows.length) out.push(renderTable(FLOW_HEADERS, a.flows.map((f) => flowRow(f))));
+  if (a.flows.length) out.push(renderFlowTable(a.flows.map((flow) => ({ flow }))));
   else out.push('  no ICMP echo or sequenced UDP flows found');
   for (const f of a.flows) {
     if (f.lost) out.push(`  ${f.flow}: lost seqs ${formatSeqs(f.lostSeqs)}`);
@@ -96,6 +98,10 @@ const OPTIONS = {
   },
   'in-flight-window': { type: 'string', arg: 'MS', help: 'unanswered requests sent this close to the capture\'s end are in flight, not lost (default 1000)' },
   t0: { type: 'string', arg: 'EPOCH_MICROS', help: 'the time the figures count from (default: the first packet)' },
+  deadline: {
+    type: 'string', arg: 'MS',
+    help: 'added latency above which a packet is late: each flow gets lostOrLate (20ms, 20 or 0.02s, as --set deadline=)',
+  },
   help: HELP_OPTION,
 } as const;
 
@@ -158,17 +164,19 @@ export async function analyzeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (positionals.length === 0) return usage('no capture given');
   if (positionals.length === 1 && isTraceDir(positionals[0]!)) {
-    if (values.t0 !== undefined || values['in-flight-window'] !== undefined) {
-      process.stderr.write(`switchover analyze: ${positionals[0]} is a trace, re-judged with the run's own t0 and in-flight window: drop --t0 and --in-flight-window\n`);
+    if (values.t0 !== undefined || values['in-flight-window'] !== undefined || values.deadline !== undefined) {
+      process.stderr.write(`switchover analyze: ${positionals[0]} is a trace, re-judged with the run's own t0, in-flight window and deadline: drop --t0, --in-flight-window and --deadline\n`);
       return 2;
     }
     return analyzeTraceCommand(positionals[0]!, { json: values.json });
   }
-  let inFlightWindowMs: number | undefined, t0Micros: number | undefined;
+  let inFlightWindowMs: number | undefined, t0Micros: number | undefined, deadlineMs: number | undefined;
   try {
     inFlightWindowMs = optionNumber('in-flight-window', values['in-flight-window']);
     t0Micros = optionNumber('t0', values.t0);
+    deadlineMs = values.deadline === undefined ? undefined : parseDeadlineMs(values.deadline, '--deadline', '');
   } catch (e) {
+    if (e instanceof InputError) return usage(e.message);
     process.stderr.write(`switchover analyze: ${(e as Error).message}\n`);
     return 2;
   }
@@ -177,7 +185,7 @@ export async function analyzeCommand(argv: string[]): Promise<number> {
     const senderLogs: SenderLog[] = [];
     for (const file of values['sender-log'] ?? []) senderLogs.push(await readSenderLog(file));
     const files = await captureFiles(positionals);
-    const opts = { inFlightWindowMs, t0Micros, senderLogs };
+    const opts = { inFlightWindowMs, t0Micros, senderLogs, deadlineMs };
     if (values.separate) for (const f of files) results.push(await analyzeCaptures([f], opts));
     else results.push(await analyzeCaptures(files, opts));
   } catch (e) {

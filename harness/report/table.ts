@@ -35,10 +35,28 @@ export const fmtMs = (v: number): string => (Number.isFinite(v) ? (v >= 100 ? v.
 export const FLOW_HEADERS = ['flow', 'sent', 'recv', 'lost', 'delayed', 'dup', 'reord', 'in-flight', 'outage ms', 'max gap ms', 'added ms', 'base rtt ms'];
 
 export function flowRow(f: FlowResult, indent = ''): string[] {
+  // "3 (depth 6)": how far behind the worst reordered packet came (analyzer.ts header).
+  const reord = f.reordered > 0 && f.reorderedMaxDepth !== undefined ? `${f.reordered} (depth ${f.reorderedMaxDepth})` : `${f.reordered}`;
   return [
-    `${indent}${f.flow}`, `${f.sent}`, `${f.received}`, `${f.lost}`, `${f.delayed}`, `${f.duplicates}`, `${f.reordered}`,
+    `${indent}${f.flow}`, `${f.sent}`, `${f.received}`, `${f.lost}`, `${f.delayed}`, `${f.duplicates}`, reord,
     `${f.inFlight}`, fmtMs(f.outageMs), fmtMs(f.maxGapMs), fmtMs(f.maxAddedLatencyMs), f.baselineRttMs.toFixed(3),
   ];
+}
+
+/**
+ * The per-flow table: FLOW_HEADERS, plus a `lost/late>Dms` column (FlowResult.lostOrLate: lost
+ * and later than the deadline) when any flow was judged against a deadline. Flows judged
+ * against different deadlines name theirs in the cell; a flow with none shows "-".
+ */
+export function renderFlowTable(flows: ReadonlyArray<{ flow: FlowResult; indent?: string }>): string {
+  const deadlines = [...new Set(flows.flatMap(({ flow }) => (flow.deadlineMs !== undefined ? [flow.deadlineMs] : [])))];
+  if (!deadlines.length) return renderTable(FLOW_HEADERS, flows.map(({ flow, indent }) => flowRow(flow, indent)));
+  const one = deadlines.length === 1 ? deadlines[0] : undefined;
+  const headers = [...FLOW_HEADERS, `lost/late>${one !== undefined ? `${one}ms` : 'deadline'}`];
+  return renderTable(headers, flows.map(({ flow, indent }) => [
+    ...flowRow(flow, indent),
+    flow.lostOrLate === undefined ? '-' : one !== undefined ? `${flow.lostOrLate}` : `${flow.lostOrLate} (>${flow.deadlineMs}ms)`,
+  ]));
 }
 
 /** "35 stopped-source (tap0)", "2 tap-queue tap1 (paused)". */
@@ -96,8 +114,8 @@ export function renderResultsTable(results: ScenarioResult[]): string {
     if (lines.length) details.push(`${r.scenario} (${r.backend}):`, ...lines);
   }
   if (details.length) out.push('', ...details);
-  const flows = results.flatMap((r) => r.traffic.map((f) => flowRow(f, `${r.scenario}: `)));
-  if (flows.length) out.push('', renderTable(FLOW_HEADERS, flows));
+  const flows = results.flatMap((r) => r.traffic.map((flow) => ({ flow, indent: `${r.scenario}: ` })));
+  if (flows.length) out.push('', renderFlowTable(flows));
   const s = summarize(results);
   out.push('', `${s.total} scenarios: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.error} error`);
   return out.join('\n');

@@ -34,6 +34,8 @@ export interface CaptureAnalysisInput {
   /** What ping and the generators say they sent: holes in the client's request streams that
    * they cover count as lost (capture/sender-log.ts). */
   senderLogs?: SenderLog[];
+  /** The scenario's deadlineMs: each client flow then carries lostOrLate (analyzer.ts). */
+  deadlineMs?: number;
 }
 
 export type CaptureFigures = Pick<ScenarioResult, 'traffic' | 'announces' | 'macFlapping'>;
@@ -42,6 +44,7 @@ export type CaptureFigures = Pick<ScenarioResult, 'traffic' | 'announces' | 'mac
 export async function analyzeRunCaptures(a: CaptureAnalysisInput, health: RunHealth): Promise<CaptureFigures> {
   const client = await analyzePcap(a.client.file, {
     t0Micros: a.t0Micros, iface: a.client.iface, inFlightWindowMs: a.inFlightWindowMs, ...(a.senderLogs ? { senderLogs: a.senderLogs } : {}),
+    ...(a.deadlineMs !== undefined ? { deadlineMs: a.deadlineMs } : {}),
   });
   const taps: PcapAnalysis[] = [];
   for (const { iface, file } of a.taps) {

@@ -238,6 +238,7 @@ async function execute(live: Live, result: ScenarioResult, phase: (p: string) =>
       ...(flowsDone.ping ? [pingSenderLog(flowsDone.ping)] : []),
       ...generators.map(udpSenderLog),
     ],
+    ...(s.deadlineMs !== undefined ? { deadlineMs: s.deadlineMs } : {}),
   };
   Object.assign(result, await analyzeRunCaptures(analysis, result.health));
   await readGuestCounters(live.opts.backend, src, result);

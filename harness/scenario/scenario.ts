@@ -13,7 +13,7 @@
 //              (the runner keeps traffic going until 500 ms after the last hop)
 //   flows      ping 1 ms; udp 10,000 packets/s into the guest
 //   faults     none; expect: migration completes, nothing else checked
-import type { MigrationCapabilityName, MigrationParameters } from '../../lib/qmp-protocol.js';
+import { NETPASS_ORDERS, NETPASS_TRIGGERS, type MigrationCapabilityName, type MigrationParameters } from '../../lib/qmp-protocol.js';
 import type {
   BackendFeatures, BackendName, Expectations, FaultPhase, FaultStep, Scenario, UdpTraffic,
 } from './types.js';
@@ -34,6 +34,7 @@ export interface ScenarioInput {
   migration?: Partial<Scenario['migration']>;
   traffic?: { flows?: TrafficInput[]; durationMs?: number; migrateAfterMs?: number };
   faults?: FaultStep[];
+  deadlineMs?: number;
   expect?: Expectations;
   expectByBackend?: Scenario['expectByBackend'];
 }
@@ -118,7 +119,32 @@ const PARAMETERS: Record<Exclude<keyof MigrationParameters, 'local'>, Field> = {
   'announce-step': opt(int(1, 10_000, 'ms')),
   'netpass-max-packets': opt(int(1, 1_000_000)),
   'netpass-max-bytes': opt(int(1, 1 << 30, 'bytes')),
+  // switchover's own netpass variants (issue 17, lib/qmp-protocol.ts); 0 = no age limit.
+  'x-netpass-trigger': opt({ type: 'enum', values: NETPASS_TRIGGERS }),
+  'x-netpass-order': opt({ type: 'enum', values: NETPASS_ORDERS }),
+  'x-netpass-max-age-ms': opt(int(0, 60_000, 'ms')),
 };
+/** The parameters that only the netpass capability reads: set without it they would do nothing. */
+const NETPASS_ONLY_PARAMETERS = ['x-netpass-trigger', 'x-netpass-order', 'x-netpass-max-age-ms'] as const;
+
+/** Scenario.deadlineMs: from a microsecond (the captures' resolution) to a minute. */
+const DEADLINE: NumberSchema = { type: 'number', min: 0.001, max: 60_000, unit: 'ms' };
+const DEADLINE_FORMS = '20ms, 20 (ms) or 0.02s';
+
+/**
+ * A deadline as `--set deadline=` and `switchover analyze --deadline` take it: `20ms`, `20`
+ * (ms) or `0.02s`, within DEADLINE's bounds; in ms. One parser for both, so they agree.
+ */
+export function parseDeadlineMs(raw: string, where: string, field = 'deadline'): number {
+  const m = /^(\d+(?:\.\d+)?|\.\d+)(ms|s)?$/.exec(raw);
+  if (!m) throw new InputError(where, field, `expected a deadline like ${DEADLINE_FORMS}, got ${describeGot(raw)}`);
+  // Seconds to ms without binary noise (0.0015 s is 1.5 ms, not 1.5000000000000002).
+  const ms = m[2] === 's' ? Math.round(Number(m[1]) * 1e9) / 1e6 : Number(m[1]);
+  if (!(ms >= DEADLINE.min && ms <= DEADLINE.max)) {
+    throw new InputError(where, field, `expected a deadline from ${DEADLINE.min} to ${DEADLINE.max} ms (${DEADLINE_FORMS}), got ${describeGot(raw)}`);
+  }
+  return ms;
+}
 
 const EXPECTATIONS: ObjectSchema = {
   type: 'object',
@@ -129,6 +155,7 @@ const EXPECTATIONS: ObjectSchema = {
     maxAddedLatencyMs: opt({ type: 'number', min: 0, max: 600_000, unit: 'ms' }),
     duplicates: opt(int(0, 10_000_000)),
     reordered: opt(int(0, 10_000_000)),
+    maxLostOrLate: opt(int(0, 10_000_000)),
     minAnnounces: opt(int(0, 1000)),
     minPasses: opt(int(1, 1000)),
     migrationStatus: opt({ type: 'enum', values: ['completed', 'failed', 'cancelled'] }),
@@ -212,6 +239,7 @@ export const SCENARIO_SCHEMA: ObjectSchema = {
         },
       },
     }),
+    deadlineMs: opt(DEADLINE),
     expect: req(EXPECTATIONS),
     expectByBackend: opt({ type: 'object', fields: { engine: opt(EXPECTATIONS), qemu: opt(EXPECTATIONS) } }),
   },
@@ -243,10 +271,23 @@ function crossCheck(s: Scenario, where: string): void {
         `expected no delay-cont fault when migration.contDelayMs is set (${s.migration.contDelayMs}), got one`);
     }
   });
+  // A setting that is accepted must have an effect: these parameters are read by netpass only.
+  if (!caps.includes('netpass')) {
+    for (const p of NETPASS_ONLY_PARAMETERS) {
+      if (s.migration.parameters[p] === undefined) continue;
+      throw new InputError(where, `migration.parameters.${p}`,
+        `${p} has no effect without the netpass capability; add --set netpass=on (or "netpass" to migration.capabilities)`);
+    }
+  }
   for (const backend of [undefined, 'engine', 'qemu'] as const) {
     const e = backend ? effectiveExpectations(s, backend) : s.expect;
+    const path = backend && s.expectByBackend?.[backend] ? `expectByBackend.${backend}` : 'expect';
+    // Late is only defined against a deadline (analyzer.ts: lostOrLate).
+    if (e.maxLostOrLate !== undefined && s.deadlineMs === undefined) {
+      throw new InputError(where, `${path}.maxLostOrLate`,
+        'expected deadlineMs to be set (a packet is late only against a deadline); set deadline, e.g. --set deadline=20ms or "deadlineMs": 20');
+    }
     if (e.lost !== undefined && e.minLost !== undefined && e.minLost > e.lost) {
-      const path = backend && s.expectByBackend?.[backend] ? `expectByBackend.${backend}` : 'expect';
       throw new InputError(where, `${path}.minLost`, `expected no more than lost (${e.lost}) when both are set, got ${e.minLost}`);
     }
   }
@@ -334,6 +375,14 @@ export const ALIASES: Record<string, Alias> = {
   'cont-delay': at('migration.contDelayMs'),
   duration: at('traffic.durationMs'),
   'migrate-after': at('traffic.migrateAfterMs'),
+  deadline: {
+    sets: 'deadlineMs (20ms, 20 or 0.02s)', schema: DEADLINE,
+    get: (s) => s.deadlineMs,
+    apply: (s, value, where) => { s.deadlineMs = parseDeadlineMs(value, where); },
+  },
+  'netpass-trigger': at('migration.parameters.x-netpass-trigger'),
+  'netpass-order': at('migration.parameters.x-netpass-order'),
+  'netpass-max-age': at('migration.parameters.x-netpass-max-age-ms'),
   netpass: {
     sets: 'migration.capabilities (netpass, with return-path)', schema: bool,
     get: (s) => s.migration.capabilities.includes('netpass'),
@@ -377,7 +426,8 @@ export function applyOverrides(scenario: Scenario, sets: readonly string[]): Sce
     else if (own(SCENARIO_SCHEMA.fields, key.split(/[.[]/)[0]!)) setPath(s, key, value, where);
     else {
       const guess = didYouMean(key, overrideKeys());
-      throw new InputError(where, '', `unknown setting ${quote(key)}; ${guess ? `did you mean "${guess}"?` : `use one of ${Object.keys(ALIASES).join(', ')}, param.NAME or a field path like traffic.durationMs`}`);
+      // A few examples and where the full list is, not every alias: the message stays short as aliases are added.
+      throw new InputError(where, '', `unknown setting ${quote(key)}; ${guess ? `did you mean "${guess}"?` : 'use a short name (interval, rate, netpass, deadline, ...), param.NAME or a field path like traffic.durationMs; `switchover show SCENARIO` lists every key'}`);
     }
   }
   return validateScenario(s, sets.length ? `${scenario.name} with ${sets.map((a) => `--set ${a}`).join(' ')}` : scenario.name);

@@ -34,6 +34,9 @@ export interface Expectations {
   maxAddedLatencyMs?: number;
   duplicates?: number;
   reordered?: number;
+  /** At most this many packets lost or later than the scenario's deadlineMs, all flows
+   * (FlowResult.lostOrLate); needs deadlineMs. */
+  maxLostOrLate?: number;
   minAnnounces?: number;
   /** At least this many precopy passes (MIGRATION_PASS events / dirty-sync-count). */
   minPasses?: number;
@@ -60,6 +63,9 @@ export interface Scenario {
    * the last hop. migrateAfterMs: migrate this long after traffic starts. */
   traffic: { flows: TrafficSpec[]; durationMs: number; migrateAfterMs: number };
   faults: FaultStep[];
+  /** A packet later than this (added latency, ms) counts as lost for the application:
+   * every flow's FlowResult.lostOrLate, and expect.maxLostOrLate. Absent: no deadline. */
+  deadlineMs?: number;
   expect: Expectations;
   /** Per-backend overrides of expectations where behaviour differs. */
   expectByBackend?: Partial<Record<BackendName, Expectations>>;
@@ -72,11 +78,25 @@ export interface FlowResult {
   sent: number; received: number; lost: number; lostSeqs: number[];
   delayed: number; maxAddedLatencyMs: number; duplicates: number; reordered: number;
   outageMs: number; maxGapMs: number; inFlight: number; baselineRttMs: number;
+  /** The furthest a reordered packet arrived behind: highest seq delivered before it minus
+   * its seq, the flow's max; 0 when none (harness/capture/analyzer.ts header). Absent in
+   * results written before it was measured. */
+  reorderedMaxDepth?: number;
+  /** Added latency (ms) of the delayed packets, nearest-rank p50/p99 and max; null when none
+   * was delayed. Absent in results written before it was measured. */
+  addedDelayMs?: AddedDelay | null;
+  /** With a deadline (AnalyzeOptions.deadlineMs, Scenario.deadlineMs): lost plus answered
+   * packets whose added latency exceeds it, and the deadline it was judged by. */
+  lostOrLate?: number;
+  deadlineMs?: number;
   /** Per-packet marks for reports: seq, send time (ms rel. to migrate), state. */
   packets?: Array<{ seq: number; t: number; rttMs?: number; state: 'ok' | 'lost' | 'delayed' | 'in-flight' }>;
   /** Where each lost packet died (harness/capture/loss-causes.ts); the counts add up to `lost`. */
   lossCauses?: LossCause[];
 }
+
+/** Percentiles of the added latency of a flow's delayed packets, ms. */
+export interface AddedDelay { p50: number; p99: number; max: number }
 
 /**
  * One cause of loss in a flow, with the seqs it explains:

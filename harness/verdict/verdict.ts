@@ -36,6 +36,19 @@ export function checkExpectations(r: ScenarioResult, e: Expectations): Check[] {
     const d = total(r, (f) => f.reordered);
     checks.push(line('reordered', `<= ${e.reordered}`, d, d <= e.reordered));
   }
+  if (e.maxLostOrLate !== undefined) {
+    // Each flow carries the deadline it was judged by (the scenario's deadlineMs, judge.ts).
+    const judged = r.traffic.filter((f) => f.lostOrLate !== undefined);
+    const deadline = judged[0]?.deadlineMs;
+    const name = `lost or late${deadline !== undefined ? ` > ${deadline} ms` : ''}`;
+    // A flow without the figure was not judged against the deadline: no pass on it.
+    if (!r.traffic.length || judged.length < r.traffic.length) {
+      checks.push(line(name, `<= ${e.maxLostOrLate}`, 'not measured (no deadline given to the analysis)', false));
+    } else {
+      const n = total(r, (f) => f.lostOrLate!);
+      checks.push(line(name, `<= ${e.maxLostOrLate}`, n, n <= e.maxLostOrLate));
+    }
+  }
   if (e.minAnnounces !== undefined) {
     const n = r.announces.filter((a) => a.kind === 'rarp').length;
     checks.push(line('RARP announces', `>= ${e.minAnnounces}`, n, n >= e.minAnnounces));

@@ -210,10 +210,34 @@ test('netpass frames only after EOF, and only when the header says so', () => {
   assert.throws(() => d2.end(), /closed after EOF before the netpass end marker \(2 frames read\)/);
 });
 
+test('the netpass variants travel in the header flags, and only with netpass', () => {
+  const headerOf = (h: Parameters<StreamEncoder['header']>[0]): StreamSection => {
+    const e = new StreamEncoder();
+    e.header(h);
+    return new StreamDecoder().push(e.flush())[0]!;
+  };
+  const base = { ramSize: 4 * PAGE_SIZE, local: false, returnPath: true, queues: 1 };
+  const h = headerOf({ ...base, netpass: true, netpassTrigger: 'first-tx', netpassOrder: 'backlog-first' });
+  assert.ok(h.type === 'header');
+  if (h.type !== 'header') return;
+  assert.equal([h.header.netpassTrigger, h.header.netpassOrder], ['first-tx', 'backlog-first']);
+  const series = headerOf({ ...base, netpass: true });
+  assert.equal(series.type === 'header' && [series.header.netpassTrigger, series.header.netpassOrder], ['vm-started', 'as-series']);
+  // Without netpass the encoder writes no variant bits (they would mean nothing) ...
+  const off = headerOf({ ...base, netpass: false, netpassTrigger: 'first-tx', netpassOrder: 'backlog-first' });
+  assert.equal(off.type === 'header' && [off.header.netpassTrigger, off.header.netpassOrder], ['vm-started', 'as-series']);
+  // ... and a stream that has them without netpass is refused.
+  const e = new StreamEncoder();
+  e.header({ ...base, netpass: false });
+  const bytes = e.flush();
+  bytes.writeUInt32LE(bytes.readUInt32LE(24) | 16, 24);
+  assert.throws(() => new StreamDecoder().push(bytes), /header flags 0x00000014 set a netpass variant without the netpass flag/);
+});
+
 test('return-path messages round trip at any split and reject garbage', () => {
   const msgs = [
     { type: 'pong', id: 7 }, { type: 'fds-ready', count: 4 }, { type: 'vm-started' },
-    { type: 'fail', reason: 'guest RAM size mismatch: ünïcode' }, { type: 'shut', status: 0 },
+    { type: 'fail', reason: 'guest RAM size mismatch: ünïcode' }, { type: 'netpass-go' }, { type: 'shut', status: 0 },
   ] as const;
   const data = Buffer.concat(msgs.map((m) => encodeRp(m)));
   for (const split of [1, 2, 5, 100]) {

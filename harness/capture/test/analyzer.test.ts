@@ -188,5 +188,119 @@ test('synthetic SLL2 (-i any): a forwarded packet seen on two interfaces counts 
   assert.is(f.otherInterfaceCopies, 99);
 });
 
+// ---- measures per flow (issue 17 item 3): reorder depth, added-delay percentiles, deadline ----
+
+type Frame = { tsMicros: number; frame: Buffer };
+
+/**
+ * 40 pings 10 ms apart, answered 100 µs later, except 3 and 5: their replies come at 95 and
+ * 96 ms, after 9's (90.1 ms) and before 10 is sent. So 0..9 are delivered, then 3 and 5 late.
+ * `replyDelay` places each reply at a second point (e.g. the client after tap0).
+ */
+function reorderedPings(replyDelay = 0): Frame[] {
+  const frames: Frame[] = [];
+  for (let q = 0; q < 40; q++) {
+    const t = T0 + q * 10_000;
+    frames.push({ tsMicros: t, frame: ping(8, q) });
+    const at = q === 3 ? T0 + 95_000 : q === 5 ? T0 + 96_000 : t + 100;
+    frames.push({ tsMicros: at + replyDelay, frame: ping(0, q) });
+  }
+  return frames.sort((x, y) => x.tsMicros - y.tsMicros);
+}
+
+test('reorderedMaxDepth: 0..9 delivered, then 3 and 5: reordered 2, depth 9 - 3 = 6 (5 is 4 behind)', async () => {
+  const file = join(tmp, 'reorder.pcap');
+  writePcap(file, reorderedPings());
+  const f = (await analyzePcap(file)).flows[0]!;
+  assert.is(f.reordered, 2);
+  assert.is(f.reorderedMaxDepth, 6);
+  // Both late replies are delayed too: 3 by 65 ms, 5 by 46 ms (minus the 0.1 ms baseline).
+  assert.equal(f.delayedSeqs, [3, 5]);
+  assert.equal(f.addedDelayMs, { p50: 45.9, p99: 64.9, max: 64.9 });
+  // Nothing reordered: depth 0, and no delayed packet: null.
+  const plain = join(tmp, 'in-order.pcap');
+  writePcap(plain, Array.from({ length: 30 }, (_, q) => [
+    { tsMicros: T0 + q * 10_000, frame: ping(8, q) }, { tsMicros: T0 + q * 10_000 + 100, frame: ping(0, q) },
+  ]).flat());
+  const g = (await analyzePcap(plain)).flows[0]!;
+  assert.is(g.reordered, 0);
+  assert.is(g.reorderedMaxDepth, 0);
+  assert.is(g.addedDelayMs, null);
+  assert.not.ok('lostOrLate' in g || 'deadlineMs' in g, 'no deadline: neither field');
+});
+
+test('reorderedMaxDepth: the merged view of two capture points gives the single point\'s depth', async () => {
+  // tap0 sees each reply first; the client 20 µs later: the client is where arrivals are judged.
+  const requests = (f: Frame[]): Frame[] => f.filter((x) => x.frame.readUInt8(14 + 20) === 8);
+  const tap0 = reorderedPings().map((x) => (x.frame.readUInt8(14 + 20) === 8 ? { ...x, tsMicros: x.tsMicros + 20 } : x));
+  const client = [...requests(reorderedPings()), ...reorderedPings(20).filter((x) => x.frame.readUInt8(14 + 20) === 0)]
+    .sort((x, y) => x.tsMicros - y.tsMicros);
+  writePcap(join(tmp, 'r-client.pcap'), client);
+  writePcap(join(tmp, 'r-tap0.pcap'), tap0.sort((x, y) => x.tsMicros - y.tsMicros));
+  const a = await analyzeCaptures([{ path: join(tmp, 'r-client.pcap') }, { path: join(tmp, 'r-tap0.pcap') }], { deadlineMs: 50 });
+  assert.is(a.points.length, 2);
+  const f = a.flows[0]!;
+  assert.ok(f.otherInterfaceCopies > 0, 'merged: the other point\'s copies were seen');
+  assert.is(f.reordered, 2);
+  assert.is(f.reorderedMaxDepth, 6);
+  assert.equal(f.delayedSeqs, [3, 5]);
+  // The same deadline over the merged account: 3 (64.9 ms) is late, 5 (45.9 ms) is not.
+  assert.is(f.lostOrLate, 1);
+  assert.is(f.deadlineMs, 50);
+});
+
+/**
+ * 293 pings 10 ms apart with a 0.1 ms RTT, except: 30..34 answered 3 ms late (above no delay
+ * threshold: max(5 ms, 5 x 0.1 ms) = 5 ms), 40..46 never answered (lost), 50..249 delayed by
+ * 6..205 ms (each value once, shuffled over the seqs), 290..292 unanswered at the end (in flight
+ * with a 100 ms window).
+ */
+function delayedSet(): Frame[] {
+  const frames: Frame[] = [];
+  for (let q = 0; q < 293; q++) {
+    const t = T0 + q * 10_000;
+    frames.push({ tsMicros: t, frame: ping(8, q) });
+    if ((q >= 40 && q < 47) || q >= 290) continue;
+    const added = q >= 30 && q < 35 ? 3 : q >= 50 && q < 250 ? 6 + (((q - 50) * 37) % 200) : 0;
+    frames.push({ tsMicros: t + 100 + added * 1000, frame: ping(0, q) });
+  }
+  return frames.sort((x, y) => x.tsMicros - y.tsMicros);
+}
+
+test('addedDelayMs: nearest-rank p50/p99/max over the delayed packets only', async () => {
+  const file = join(tmp, 'delayed-set.pcap');
+  writePcap(file, delayedSet());
+  const f = (await analyzePcap(file, { inFlightWindowMs: 100 })).flows[0]!;
+  assert.is(f.baselineRttMs, 0.1);
+  assert.is(f.delayed, 200);
+  assert.is(f.maxAddedLatencyMs, 205);
+  // 200 values 6..205: p50 the 100th smallest (105), p99 the 198th (203), max 205. Counting the
+  // five 3 ms packets too would make p50 the 103rd of 205, 103.
+  assert.equal(f.addedDelayMs, { p50: 105, p99: 203, max: 205 });
+});
+
+test('lostOrLate: lost plus answered later than the deadline, in flight not counted; the deadline is echoed', async () => {
+  const file = join(tmp, 'deadline.pcap');
+  writePcap(file, delayedSet());
+  const at = async (deadlineMs?: number) => (await analyzePcap(file, { inFlightWindowMs: 100, deadlineMs })).flows[0]!;
+  const f = await at(100.5);
+  assert.is(f.lost, 7);
+  assert.is(f.inFlight, 3);
+  // Added 101..205 ms: 105 packets above 100.5 ms, plus the 7 lost; the 3 in flight are not known late.
+  assert.is(f.lostOrLate, 112);
+  assert.is(f.deadlineMs, 100.5);
+  assert.is((await at(101)).lostOrLate, 7 + 104, 'late means above the deadline, not at it');
+  // Below the delay threshold the deadline still judges every answer: the five 3 ms ones are late at 2 ms.
+  assert.is((await at(2)).lostOrLate, 7 + 200 + 5);
+  assert.is((await at(500)).lostOrLate, 7, 'nothing answered that late: only the lost');
+  const none = await at(undefined);
+  assert.is(none.lostOrLate, undefined);
+  assert.is(none.deadlineMs, undefined);
+  for (const bad of [0, -1, Number.NaN]) {
+    await analyzePcap(file, { deadlineMs: bad }).then(() => assert.unreachable(`deadline ${bad} accepted`),
+      (e: Error) => assert.match(e.message, /deadlineMs must be a positive number of ms/));
+  }
+});
+
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test.run();

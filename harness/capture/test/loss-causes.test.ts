@@ -20,7 +20,7 @@ function flow(name: string, lostSeqs: number[], o: Partial<PcapFlow> = {}): Pcap
   return {
     kind: 'udp', flow: name, mode: 'request-reply', sender: CLIENT, sent: 1000, received: 1000 - lostSeqs.length,
     lost: lostSeqs.length, lostSeqs, delayed: 0, delayedSeqs: [], maxAddedLatencyMs: 0, duplicates: 0, reordered: 0,
-    outageMs: 0, outageStartMs: null, outageEndMs: null, maxGapMs: 1, inFlight: 0, inFlightSeqs: [], baselineRttMs: 0.1,
+    reorderedMaxDepth: 0, addedDelayMs: null, outageMs: 0, outageStartMs: null, outageEndMs: null, maxGapMs: 1, inFlight: 0, inFlightSeqs: [], baselineRttMs: 0.1,
     orphanReplies: 0, duplicateRequests: 0, otherInterfaceCopies: 0, notOnWire: 0, notOnWireSeqs: [], ...o,
   };
 }

@@ -75,6 +75,24 @@ test('--sender-log: ping\'s own output makes the holes it sent count as lost', a
   assert.match((await run([pcap, '--sender-log', join(tmp, 'none.txt')])).err, /sender log .*none\.txt: cannot read it \(ENOENT\)/);
 });
 
+test('--deadline: each flow gets lostOrLate and deadlineMs, in the JSON and as a table column; parsed as --set deadline= is', async () => {
+  const pcap = join(fixtures, 'ping-drop-window.pcap');
+  const bare = JSON.parse((await run([pcap, '--json'])).out) as PcapAnalysis;
+  assert.is(bare.flows[0]!.lostOrLate, undefined);
+  for (const d of ['20ms', '20', '0.02s']) {
+    const r = await run([pcap, '--json', '--deadline', d]);
+    assert.is(r.code, 0, r.err);
+    const f = (JSON.parse(r.out) as PcapAnalysis).flows[0]!;
+    assert.is(f.deadlineMs, 20, d);
+    assert.ok(f.lostOrLate! >= f.lost && f.lost > 0, `${d}: lostOrLate ${f.lostOrLate} counts the ${f.lost} lost`);
+  }
+  const table = await run([pcap, '--deadline', '20ms']);
+  assert.match(table.out, /^flow\s.*\slost\/late>20ms$/m);
+  const bad = await run([pcap, '--deadline', '20 ms']);
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--deadline: expected a deadline like 20ms, 20 \(ms\) or 0\.02s, got "20 ms"/);
+});
+
 test('exit 2 with what to do: missing, not a capture, an empty folder, bad arguments', async () => {
   const missing = await run([join(tmp, 'nope.pcap')]);
   assert.is(missing.code, 2);

@@ -51,6 +51,31 @@ test('terminal table: one row per scenario, failed expectations and lost seqs sp
   assert.match(t, /4 scenarios: 1 pass, 1 fail, 1 unsupported, 1 error$/);
 });
 
+test('terminal table: reordered shows its depth; a deadline adds a lost/late column', () => {
+  const flow = results[0]!.traffic[0]!;
+  const plain = renderResultsTable([result('plain', 'pass')]);
+  assert.not.match(plain, /depth|late>/, 'older results and no deadline: the table as before');
+  const deep = result('deep', 'pass', { traffic: [{ ...flow, reordered: 2, reorderedMaxDepth: 6, lostOrLate: 9, deadlineMs: 20 }] });
+  const t = renderResultsTable([deep]);
+  const [header, row] = t.split('\n').filter((l) => /^flow\s|^deep: /.test(l));
+  assert.match(header!, /\sreord\s.*\sbase rtt ms\s+lost\/late>20ms$/);
+  assert.match(row!, /\s2 \(depth 6\)\s/);
+  assert.match(row!, /\s9$/);
+  // Different deadlines: each cell names its own; a flow judged against none shows "-".
+  const other = result('other', 'pass', { traffic: [{ ...flow, lostOrLate: 4, deadlineMs: 50 }] });
+  const mixed = renderResultsTable([deep, other, result('none', 'pass')]).split('\n');
+  assert.match(mixed.find((l) => l.startsWith('flow '))!, /lost\/late>deadline$/);
+  assert.match(mixed.find((l) => l.startsWith('deep: '))!, /\s9 \(>20ms\)$/);
+  assert.match(mixed.find((l) => l.startsWith('other: '))!, /\s4 \(>50ms\)$/);
+  assert.match(mixed.find((l) => l.startsWith('none: '))!, /\s-$/);
+  // The JSON carries the new per-flow fields as they are, with or without the packet lists.
+  const measured = { ...deep, traffic: [{ ...deep.traffic[0]!, addedDelayMs: { p50: 10, p99: 40, max: 41 } }] };
+  for (const packets of [true, false]) {
+    const f = buildJsonReport([measured], { packets }).results[0]!.traffic[0]!;
+    assert.equal([f.reorderedMaxDepth, f.addedDelayMs, f.lostOrLate, f.deadlineMs], [6, { p50: 10, p99: 40, max: 41 }, 9, 20], `packets ${packets}`);
+  }
+});
+
 test('JSON: results plus summary with the DESIGN.md exit code; packets optional', () => {
   assert.is(exitCodeFor([results[0]!, results[2]!]), 0, 'unsupported is allowed');
   assert.is(exitCodeFor([results[0]!, results[1]!]), 1);

@@ -180,7 +180,7 @@ function goodValues(schema: Schema): unknown[] {
 }
 
 /** Messages of the validator's rules across fields: values the JSON Schema cannot judge alone. */
-const CROSS_FIELD = /when .* is|when both are set|expected less than traffic\.durationMs|as well when "netpass" is on/;
+const CROSS_FIELD = /when .* is|when both are set|expected less than traffic\.durationMs|as well when "netpass" is on|has no effect without the netpass capability|expected deadlineMs to be set/;
 
 test('sweep: every wrong value and unknown field is refused by both; bounds and enum values agree', () => {
   const all = leaves();
