@@ -221,7 +221,21 @@ async function dispatch(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+/**
+ * `switchover run ... | head`: once the reader of stdout or stderr has gone, what is written
+ * there is dropped, not fatal. Node ignores SIGPIPE, so the write fails with EPIPE; unhandled,
+ * that is an uncaught exception in the middle of a run (and its report on the same closed
+ * stderr fails again). The run goes on, tears down, writes its files and exits with its
+ * verdict's code.
+ */
+export function toleratePipeClose(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    if (s.listenerCount('error') === 0) s.on('error', (e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw e; });
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
+  toleratePipeClose();
   let code: number;
   try {
     code = await dispatch(argv);

@@ -25,8 +25,16 @@ function onSignal(signal: TerminatingSignal): void {
   const budget = new Promise<void>((resolve) => setTimeout(resolve, CLEANUP_BUDGET_MS).unref());
   void Promise.race([done, budget]).finally(() => process.exit(SIGNAL_EXIT[signal]));
 }
+let crashed = false;
 function onCrash(err: unknown): void {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // Once: a crash report that itself fails (stderr gone: EPIPE is emitted as a new uncaught
+  // error on the next tick) must not start another report, or the error storm starves the
+  // timers and the process never exits (seen with `switchover run ... 2>&1 | head -1`).
+  if (crashed) return;
+  crashed = true;
+  try {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  } catch { /* stderr is gone: the exit code still says it */ }
   const budget = new Promise<void>((resolve) => setTimeout(resolve, CLEANUP_BUDGET_MS).unref());
   void Promise.race([runExitHandlers(), budget]).finally(() => process.exit(1));
 }

@@ -39,6 +39,31 @@ export interface RunOptions {
 
 /** Traffic goes on this long after the last hop, so the switchover is never at its edge. */
 const TRAFFIC_TAIL_MS = 500;
+/** How long a completed source may take to forward its netpass cache before its stats are read. */
+const NETPASS_SETTLE_MS = 3000;
+
+function netpassOf(np: NonNullable<MigrationInfo['netpass']>): ScenarioResult['netpass'] {
+  return { cached: np.cached, forwarded: np.forwarded, dropped: np.dropped, ...(np['x-expired'] ? { expired: np['x-expired'] } : {}) };
+}
+
+/**
+ * The source's netpass stats once it holds nothing more: every cached frame forwarded (or
+ * expired) and no new one cached over two reads 50 ms apart; at most NETPASS_SETTLE_MS, then
+ * the last read. `quit` would wait for the forwarding too, but its stats would be gone.
+ */
+async function settledNetpass(src: VmHandle, first: NonNullable<MigrationInfo['netpass']>): Promise<NonNullable<MigrationInfo['netpass']>> {
+  let np = first;
+  const deadline = Date.now() + NETPASS_SETTLE_MS;
+  for (;;) {
+    const idle = np.cached === np.forwarded + (np['x-expired'] ?? 0);
+    if (Date.now() >= deadline) return np;
+    await sleep(50);
+    const next = (await src.qmp.execute('query-migrate').catch(() => undefined))?.netpass;
+    if (!next) return np;
+    if (idle && next.cached === np.cached) return next;
+    np = next;
+  }
+}
 const BOOT_TIMEOUT_MS = 60_000;
 
 function emptyResult(s: Scenario, backend: VmBackend['name'], started: number): ScenarioResult {
@@ -187,9 +212,7 @@ async function execute(live: Live, result: ScenarioResult, phase: (p: string) =>
       status, downtimeMs: downtimeTotal, totalTimeMs: totalTime, transferredBytes: transferred,
       setupTimeMs: lastInfo['setup-time'], hops: hop, passes, ...(dirtyPagesRate ? { dirtyPagesRate } : {}),
     };
-    if (lastInfo.netpass) {
-      result.netpass = { cached: lastInfo.netpass.cached, forwarded: lastInfo.netpass.forwarded, dropped: lastInfo.netpass.dropped };
-    }
+    if (lastInfo.netpass) result.netpass = netpassOf(lastInfo.netpass);
     if (status !== 'completed') break;
     handoverMicros ??= hopResult.handoverMs * 1000;
     if (hopResult.destinationLost) {
@@ -197,6 +220,8 @@ async function execute(live: Live, result: ScenarioResult, phase: (p: string) =>
       result.expectations.push({ name: `hop ${hop}: destination runs the guest`, expected: 'RESUME', actual: hopResult.destinationLost, ok: false });
       break;
     }
+    // The hop returns when the destination runs; the source may still be forwarding its cache.
+    if (lastInfo.netpass) result.netpass = netpassOf(await settledNetpass(src, lastInfo.netpass));
     await vms.retire(src);
     src = hopResult.dst;
     unread = src;

@@ -174,7 +174,8 @@ export interface ScenarioResult {
     dirtyPagesRate?: number;
   };
   traffic: FlowResult[];
-  netpass: { cached: number; forwarded: number; dropped: number };
+  /** expired: frames older than x-netpass-max-age-ms when forwarded (engine only, issue 17). */
+  netpass: { cached: number; forwarded: number; dropped: number; expired?: number };
   announces: AnnounceFrame[];
   macFlapping: boolean;
   fdbMoves: Array<{ t: number; mac: string; port: string }>;

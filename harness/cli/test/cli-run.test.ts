@@ -189,6 +189,26 @@ if (privileged) {
       .split('\n').filter((l) => l && !l.includes('pgrep'));
     assert.equal(procs.filter((l) => l.includes(runId!)), []);
   });
+
+  test('`run ... | head -1`: with stdout and stderr closed early the run still finishes, writes its JSON and tears down', async () => {
+    // Both ends go to one pipe that is closed after its first line, as `2>&1 | head -1` does.
+    // It used to crash on EPIPE, and its crash report on the closed stderr crashed again, for ever.
+    const json = join(out, 'closed-pipe.json');
+    const child = spawn(process.execPath, [BIN, 'run', 'netpass-bridge-ping', '--set', 'duration=600', '--json', json], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let first = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => child.stderr.once('data', (d: Buffer) => { first = d.toString(); resolve(); }));
+    child.stdout.destroy();
+    child.stderr.destroy();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    const code = await exited;
+    clearTimeout(timer);
+    const runId = /run ([0-9a-f]{6})/.exec(first)?.[1];
+    assert.is(code, 0, 'exit code of a passing run');
+    const report = JSON.parse(readFileSync(json, 'utf8')) as JsonReport;
+    assert.is(report.results[0]!.verdict, 'pass');
+    assert.equal(netnsList().filter((n) => /^so-/.test(n) && (!runId || n.includes(runId))), [], 'no netns of the run is left');
+  });
 }
 
 test.after(() => rmSync(out, { recursive: true, force: true }));

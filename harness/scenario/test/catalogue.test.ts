@@ -17,11 +17,13 @@ const REQUIRED = [
   'local-ping', 'new-tap-ping', 'local-ping-vhost', 'new-tap-ping-vhost', 'local-4-queues',
   'bidirectional-udp', 'multi-pass-precopy', 'announce-disabled', 'late-guest-network', 'delayed-cont',
   'cancel-mid-precopy', 'destination-crash', 'ping-pong-10',
+  'netpass-order-as-series', 'netpass-order-backlog-first', 'netpass-trigger-vm-started', 'netpass-trigger-first-tx',
 ];
 
 const engine: BackendFeatures = {
   accelerator: 'engine', version: '0.1.0', capabilities: ['events', 'return-path', 'x-ignore-shared', 'pause-before-switchover', 'netpass'],
-  parameters: ['downtime-limit', 'max-bandwidth', 'announce-initial', 'announce-max', 'announce-rounds', 'announce-step', 'local', 'netpass-max-packets', 'netpass-max-bytes'],
+  parameters: ['downtime-limit', 'max-bandwidth', 'announce-initial', 'announce-max', 'announce-rounds', 'announce-step', 'local', 'netpass-max-packets', 'netpass-max-bytes',
+    'x-netpass-trigger', 'x-netpass-order', 'x-netpass-max-age-ms'],
   incomingFds: true, vhost: false,
 };
 const qemu72: BackendFeatures = {
@@ -106,6 +108,23 @@ test('each special scenario sets what it demonstrates', () => {
   assert.equal(byName('destination-crash').faults.map((f) => [f.kind, f.at]), [['kill-destination', 'active']]);
   assert.is(effectiveExpectations(byName('destination-crash'), 'engine').migrationStatus, 'failed');
   assert.is(byName('ping-pong-10').migration.hops, 10);
+  // The netpass design explorer (issue 17): the series' variants set no x- parameter, so a
+  // backend with the series' netpass runs them; each other one differs from its partner in
+  // exactly its parameter, and states what it claims to fix.
+  for (const [series, variant, param, value] of [
+    ['netpass-order-as-series', 'netpass-order-backlog-first', 'x-netpass-order', 'backlog-first'],
+    ['netpass-trigger-vm-started', 'netpass-trigger-first-tx', 'x-netpass-trigger', 'first-tx'],
+  ] as const) {
+    const a = byName(series), b = byName(variant);
+    assert.equal(a.migration.parameters, {}, series);
+    assert.equal(b.migration.parameters, { [param]: value }, variant);
+    assert.ok(a.migration.capabilities.includes('netpass') && (a.migration.contDelayMs ?? 0) > 0, series);
+    const strip = (s: Scenario) => ({ ...s, name: '', description: '', expect: {}, migration: { ...s.migration, parameters: {} } });
+    assert.equal(strip(a), strip(b), `${series} and ${variant} run with the same settings`);
+    assert.is(effectiveExpectations(b, 'engine').lost, 0);
+  }
+  assert.is(effectiveExpectations(byName('netpass-order-backlog-first'), 'engine').reordered, 0);
+  assert.is(unsupportedReason(byName('netpass-order-backlog-first'), 'qemu', qemu72)?.includes('netpass'), true);
 });
 
 test('scenarios stay short so the catalogue runs in a couple of minutes', () => {

@@ -1,0 +1,75 @@
+// The netpass design explorer's claims (issue 17), on real networking through the runner, as
+// `switchover run` judges them from the pcaps:
+// - netpass-order-as-series, built to reorder, does reorder: the backlog arrives behind newer
+//   datagrams; netpass-order-backlog-first, the same run with x-netpass-order=backlog-first,
+//   reorders nothing and loses nothing;
+// - x-netpass-max-age-ms drops the frames older than its limit, and the loss the capture
+//   shows is those frames;
+// - netpass-trigger-first-tx loses nothing.
+// A run the machine could not carry is `error` with its reason (the harness's own counters),
+// never a verdict on the variant; the test checks that the reason says so, and goes on.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { requirePrivilege } from '../../../fixtures/privilege.js';
+import { findScenarios } from '../../scenario/catalogue.js';
+import { applyOverrides } from '../../scenario/scenario.js';
+import type { ScenarioResult } from '../../scenario/types.js';
+import { engineBackend } from '../../vm/engine.js';
+import { runScenario } from '../runner.js';
+
+const privileged = requirePrivilege('netpass variant runs');
+const ptest = privileged ? test : test.skip;
+
+/** The run's verdict when the machine carried it; for an `error`, checks that it says why. */
+function judged(r: ScenarioResult): boolean {
+  if (r.verdict !== 'error') return true;
+  assert.ok(r.reason && r.reason.length > 10, `an error run says why: ${r.reason}`);
+  process.stderr.write(`netpass-variants: ${r.scenario}: error (${r.reason}); not judged\n`);
+  return false;
+}
+
+const sum = (r: ScenarioResult, f: (x: ScenarioResult['traffic'][number]) => number): number => r.traffic.reduce((n, x) => n + f(x), 0);
+
+ptest('backlog-first reorders nothing where the series\' order reorders, and both lose nothing', async () => {
+  const [series, backlog] = await findScenarios(['netpass-order-as-series', 'netpass-order-backlog-first']);
+  const a = await runScenario(series!, { backend: engineBackend });
+  const b = await runScenario(backlog!, { backend: engineBackend });
+  if (judged(a)) {
+    assert.is(a.verdict, 'pass', `${a.scenario}: ${JSON.stringify(a.expectations)}`);
+    assert.ok(sum(a, (f) => f.reordered) > 0, `${a.scenario} reorders: ${sum(a, (f) => f.reordered)}`);
+    assert.ok(Math.max(...a.traffic.map((f) => f.reorderedMaxDepth ?? 0)) > 0, 'and says how deep');
+  }
+  if (judged(b)) {
+    assert.is(b.verdict, 'pass', `${b.scenario}: ${JSON.stringify(b.expectations)}`);
+    assert.equal({ lost: sum(b, (f) => f.lost), reordered: sum(b, (f) => f.reordered) }, { lost: 0, reordered: 0 });
+    assert.ok(b.netpass.cached > 1000, `a backlog to put first: ${b.netpass.cached} cached`);
+  }
+  // Both carry the deadline's count, as their scenarios set one.
+  for (const r of [a, b].filter((x) => x.verdict !== 'error')) assert.ok(r.traffic.every((f) => f.deadlineMs === 20 && f.lostOrLate !== undefined), r.scenario);
+});
+
+ptest('x-netpass-max-age-ms: the frames older than the limit are not forwarded, and they are what the capture shows lost', async () => {
+  const [series] = await findScenarios(['netpass-order-as-series']);
+  const s = applyOverrides(series!, ['netpass-max-age=100', 'expect={}']);
+  const r = await runScenario(s, { backend: engineBackend });
+  if (!judged(r)) return;
+  const expired = r.netpass.expired ?? 0;
+  // A 300 ms late cont leaves about 2,000 datagrams older than 100 ms at forwarding time.
+  assert.ok(expired > 500, `expired ${expired}`);
+  assert.is(r.netpass.forwarded + expired, r.netpass.cached);
+  // The cache also holds the window's few other frames (ARP), so the datagrams lost are the
+  // expired frames, give or take those.
+  const lost = sum(r, (f) => f.lost);
+  assert.ok(lost <= expired && lost >= expired - 10, `lost ${lost}, expired ${expired}`);
+  // Nothing forwarded was older than the limit when it left the source.
+  const added = Math.max(...r.traffic.map((f) => f.maxAddedLatencyMs));
+  assert.ok(added < 100 + 100, `the latest answer came ${added} ms late`);
+});
+
+ptest('first-tx trigger: nothing lost', async () => {
+  const [s] = await findScenarios(['netpass-trigger-first-tx']);
+  const r = await runScenario(s!, { backend: engineBackend });
+  if (judged(r)) assert.is(r.verdict, 'pass', `${r.scenario}: ${JSON.stringify(r.expectations)}`);
+});
+
+test.run();
