@@ -18,6 +18,7 @@ import { engineEchoSection } from './engine-echo.js';
 import { fidelitySection } from './fidelity.js';
 import { generatorCpuSection } from './generator-cpu.js';
 import { migrationThroughputSection } from './migration-throughput.js';
+import { netpassSection } from './netpass.js';
 import { rateCeilingSection } from './rate-ceiling.js';
 import { scaleSection } from './scale.js';
 import { scenarioWallSection } from './scenario-wall.js';
@@ -35,6 +36,7 @@ export const SECTIONS: BenchSection[] = [
   scaleSection,
   rateCeilingSection,
   fidelitySection,
+  netpassSection,
 ];
 
 export interface BenchReport {
