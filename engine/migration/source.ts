@@ -9,6 +9,7 @@ import { StreamEncoder, type DeviceState } from './stream.js';
 import { NetpassCache } from './netpass.js';
 import type { MigrationInfo, MigrationStatus } from '../../lib/qmp-protocol.js';
 import { PAGE_SIZE } from '../guest/ram.js';
+import { parseMac } from '../../lib/net-addr.js';
 import { ReturnPathReader } from './return-path.js';
 import type { Vm } from '../vm.js';
 
@@ -367,8 +368,12 @@ export class MigrationSource {
     const cache = new NetpassCache({ maxPackets: this.mig.params['netpass-max-packets'], maxBytes: this.mig.params['netpass-max-bytes'] });
     this.netpass = cache;
     this.netpassEnded = new Promise<void>((resolve) => { this.endNetpass = resolve; });
+    const ownMac = parseMac(nic.mac);
     nic.rxHook = (buf, len) => {
-      this.netpassLastFrame = performance.now();
+      // The destination's announces (from this NIC's MAC) flood back here through the bridge:
+      // cached like any frame, as the series' filter would, but they are not traffic still
+      // arriving, so they do not hold the end of forwarding back (NETPASS_QUIET_MS).
+      if (len < 12 || buf.compare(ownMac, 0, 6, 6, 12) !== 0) this.netpassLastFrame = performance.now();
       cache.push(buf.subarray(0, len), Date.now());
     };
     nic.startRx();
