@@ -1,7 +1,7 @@
 // Frames a netpass variant keeps back on the destination until the forwarded backlog has been
 // injected (issue 17; not in the series): x-netpass-order=backlog-first holds what the
 // destination's own TAP delivers, x-netpass-trigger=first-tx holds the guest's frames from its
-// first. Bounded as QEMU's net queue is (net/queue.c: 10,000 packets), and in time: a source
+// first. ARP passes both (destination.ts). Bounded as QEMU's net queue is (net/queue.c: 10,000 packets), and in time: a source
 // that never sends its end marker releases them after HOLD_MAX_MS, and the log says so.
 //
 // Release is paced like the netpass injection (destination.ts INJECT_SLICE_MS): a slice of at
@@ -9,8 +9,12 @@
 // new ones still queue behind them, so order holds; `onEmpty` runs when the hold has emptied
 // after release, and the caller unhooks it then.
 import type { HoldStats } from '../../lib/qmp-protocol.js';
+import { ETHERTYPE_ARP } from '../../lib/net-addr.js';
 
 export type { HoldStats } from '../../lib/qmp-protocol.js';
+
+/** ARP is not held (destination.ts says why). */
+export const isArp = (buf: Buffer, len: number): boolean => len >= 14 && buf.readUInt16BE(12) === ETHERTYPE_ARP;
 
 export const HOLD_MAX_FRAMES = 10_000;
 export const HOLD_MAX_MS = 3000;
