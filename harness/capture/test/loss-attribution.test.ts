@@ -63,9 +63,12 @@ if (requirePrivilege('loss attribution end-to-end tests')) {
     assert.is(r.verdict, 'pass', why);
   });
 
-  test('an overloaded harness gives error naming the generator, not fail', () => {
+  test('an overloaded harness gives error naming what could not keep up, not fail', () => {
     // Streams of 100,000/s each (the most a flow may ask), more of them than cores: the
-    // generators cannot all keep their rate, whatever the VM does.
+    // generators, or the VMs that must read it all, cannot keep up. Which one gives first
+    // depends on the machine's load at that moment (a quiet machine lets the generators reach
+    // 400,000/s and the VMs' queues overflow instead), so either is the right answer; a `fail`
+    // never is.
     const flows = Math.min(8, Math.max(4, 2 * availableParallelism()));
     const file = join(out, 'overload.json');
     writeFileSync(file, JSON.stringify({
@@ -80,7 +83,8 @@ if (requirePrivilege('loss attribution end-to-end tests')) {
     const why = `exit ${run.status}; verdict ${r.verdict}: ${r.reason}`;
     assert.is(run.status, 2, why);
     assert.is(r.verdict, 'error', why);
-    assert.match(r.reason ?? '', /the UDP generator sent [\d,]+\/s of the 100,000\/s asked/, why);
+    assert.match(r.reason ?? '', /the harness or the machine was the bottleneck/, why);
+    assert.match(r.reason ?? '', /the UDP generator sent [\d,]+\/s of the 100,000\/s asked|dropped at the queue of \S+ while its VM was running|stalled [\d.]+ ms in its \w+ phase, outside the downtime window/, why);
     assert.match(run.stdout, /ERROR/);
     assertCausesAddUp(r);
   });
