@@ -47,8 +47,9 @@ export class TapNetdev {
   }
 }
 
-/** QEMU's net queue length (net/queue.c: qemu_new_net_queue, nq_maxlen = 10000). */
-const MAX_HELD = 10_000;
+/** QEMU's net queue length (net/queue.c: qemu_new_net_queue, nq_maxlen = 10000): the most frames
+ * the NIC (and a netpass hold, netpass-hold.ts) keeps back. */
+export const NET_QUEUE_MAX = 10_000;
 
 export class Nic {
   readonly mac: string;
@@ -122,7 +123,7 @@ export class Nic {
    * and the run-state change handler flushes (net/net.c). QEMU bounds it at 10,000 packets.
    */
   hold(frame: Buffer): void {
-    if (this.held.length < MAX_HELD) this.held.push(frame);
+    if (this.held.length < NET_QUEUE_MAX) this.held.push(frame);
   }
 
   /** The VM runs: the held frames go out, oldest first. */

@@ -18,6 +18,7 @@ const INJECT_SLICE_MS = 1;
 /** Queued sections at which the channel stops reading (backpressure on the source), and resumes. */
 const QUEUE_HIGH = 4096;
 const QUEUE_LOW = 1024;
+
 export class MigrationDestination {
   status: MigrationStatus = 'none';
   private listener: IncomingListener | null = null;

@@ -10,14 +10,15 @@
 // after release, and the caller unhooks it then.
 import type { HoldStats } from '../../lib/qmp-protocol.js';
 import { ETHERTYPE_ARP } from '../../lib/net-addr.js';
+import { NET_QUEUE_MAX } from '../guest/nic.js';
 
 export type { HoldStats } from '../../lib/qmp-protocol.js';
 
 /** ARP is not held (destination.ts says why). */
 export const isArp = (buf: Buffer, len: number): boolean => len >= 14 && buf.readUInt16BE(12) === ETHERTYPE_ARP;
 
-export const HOLD_MAX_FRAMES = 10_000;
-export const HOLD_MAX_MS = 3000;
+const HOLD_MAX_FRAMES = NET_QUEUE_MAX;
+const HOLD_MAX_MS = 3000;
 const RELEASE_SLICE_MS = 1;
 
 export class FrameHold {

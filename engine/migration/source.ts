@@ -36,7 +36,7 @@ const NETPASS_MAX_TAIL_MS = 1000;
  * x-netpass-trigger=first-tx: a destination guest that transmits nothing within this long of
  * VM_STARTED (a guest that only receives) still gets the cache, later; the source says so.
  */
-export const NETPASS_FIRST_TX_WAIT_MS = 1000;
+const NETPASS_FIRST_TX_WAIT_MS = 1000;
 /** Ping id of the section the source sends after the device state: its PONG means "all state received". */
 const FINAL_PING_ID = 0xffffffff;
 
